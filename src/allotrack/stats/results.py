@@ -1,0 +1,39 @@
+"""Shared base for statistical results: immutable values with ``to_frame()`` and a readable ``repr``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+__all__ = ["Result", "TestResult"]
+
+
+@dataclass(frozen=True)
+class Result:
+    """Base class: subclasses are frozen dataclasses and implement :meth:`to_frame`."""
+
+    def to_frame(self) -> pd.DataFrame:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        frame = self.to_frame()
+        with pd.option_context("display.max_rows", 20, "display.width", 110, "display.precision", 4):
+            return f"<{type(self).__name__}>\n{frame}"
+
+
+@dataclass(frozen=True, repr=False)
+class TestResult(Result):
+    """A chi-square test: ``statistic`` on ``dof`` degrees of freedom with its upper-tail ``p_value``."""
+
+    __test__ = False  # not a pytest test class
+
+    name: str
+    statistic: float
+    dof: int
+    p_value: float
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(
+            {"test": [self.name], "statistic": [self.statistic], "dof": [self.dof], "p_value": [self.p_value]}
+        )
