@@ -91,7 +91,7 @@ class CoxModel(Result):
         if "concordance" not in self._cache:
             from allotrack.stats.concordance import cox_concordance
 
-            self._cache["concordance"] = cox_concordance(self._fitted)
+            self._cache["concordance"] = cox_concordance(self._fitted, self.coef)
         return float(self._cache["concordance"])
 
     def test_proportional_hazards(self, transform: str = "km") -> pd.DataFrame:
