@@ -17,7 +17,13 @@ def test_matches_survdiff(case):
     time, event = TIME_EVENT.get(case["data"], ("time", "event"))
     trend = case["trend"]["scores"] if "trend" in case else False
     res = at.logrank_test(
-        dataset(case["data"]), time, event, by=args["by"], strata=args.get("strata"), rho=args["rho"], trend=trend
+        dataset(case["data"]),
+        time,
+        event,
+        by=args["by"],
+        strata=args.get("strata"),
+        rho=args["rho"],
+        trend=trend,
     )
     assert [str(g) for g in res.table["group"]] == [strip_stratum(g) for g in case["groups"]]
     assert_close(res.table["observed"], case["observed"], what="observed")

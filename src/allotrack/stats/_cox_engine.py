@@ -56,7 +56,16 @@ def tie_terms(rs: RiskSets, x: np.ndarray, ties: str) -> TieTerms:
 
 
 def derivatives(rs: RiskSets, x: np.ndarray, beta: np.ndarray, terms: TieTerms, need_info: bool = True) -> Derivatives:
-    """Log partial likelihood, score and information at ``beta`` (x sorted as ``rs``)."""
+    """Log partial likelihood, score and information at ``beta`` (x sorted as ``rs``).
+
+    Overflow far out on a diverging path gives non-finite values, which the Newton loop treats as a failed
+    step (R's step-halving), so no floating-point warning is raised here.
+    """
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
+        return _derivatives(rs, x, beta, terms, need_info)
+
+
+def _derivatives(rs: RiskSets, x: np.ndarray, beta: np.ndarray, terms: TieTerms, need_info: bool) -> Derivatives:
     eta = x @ beta
     risk = rs.weight * np.exp(eta)
     rx = risk[:, None] * x
@@ -67,10 +76,9 @@ def derivatives(rs: RiskSets, x: np.ndarray, beta: np.ndarray, terms: TieTerms, 
     d1 = _block_sum(rs, rx[dpos])
     b, f = terms.block, terms.frac
     denom = s0[b] - f * d0[b]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        a = (s1[b] - f[:, None] * d1[b]) / denom[:, None]
-        h = terms.coef / denom
-        loglik = float(np.sum(rs.weight[dpos] * eta[dpos]) - np.sum(terms.coef * np.log(denom)))
+    a = (s1[b] - f[:, None] * d1[b]) / denom[:, None]
+    h = terms.coef / denom
+    loglik = float(np.sum(rs.weight[dpos] * eta[dpos]) - np.sum(terms.coef * np.log(denom)))
     hk = np.bincount(b, weights=h, minlength=rs.n_blocks)
     hfk = np.bincount(b, weights=h * f, minlength=rs.n_blocks)
     c = rs.over_blocks(hk)
@@ -87,7 +95,7 @@ def derivatives(rs: RiskSets, x: np.ndarray, beta: np.ndarray, terms: TieTerms, 
 def _block_sum(rs: RiskSets, rows: np.ndarray) -> np.ndarray:
     """Σ over the deaths of each block of ``rows`` (deaths are contiguous per block)."""
     if rows.shape[0] == 0:
-        return np.zeros((rs.n_blocks,) + rows.shape[1:])
+        return np.zeros((rs.n_blocks, *rows.shape[1:]))
     starts = np.flatnonzero(np.concatenate(([True], rs.death_block[1:] != rs.death_block[:-1])))
     return np.add.reduceat(rows, starts, axis=0)
 

@@ -87,7 +87,7 @@ def check_rank(x: np.ndarray, names: list[str], tol: float = 1e-9) -> None:
         raise ModelError("the model has no covariates")
     centred = x - x.mean(axis=0)
     scale = np.sqrt((centred**2).sum(axis=0))
-    const = [names[j] for j in np.flatnonzero(scale <= tol * np.maximum(1.0, np.abs(x).max(axis=0)) )]
+    const = [names[j] for j in np.flatnonzero(scale <= tol * np.maximum(1.0, np.abs(x).max(axis=0)))]
     if const:
         raise ModelError(f"covariate column(s) {const} are constant; a Cox model cannot estimate their effect")
     z = centred / scale

@@ -55,14 +55,14 @@ class RiskSets:
 
     def over_blocks(self, per_block: np.ndarray) -> np.ndarray:
         """For each sorted subject, Σ of ``per_block`` over the blocks whose risk set holds it."""
-        shape = (1,) + per_block.shape[1:]
+        shape = (1, *per_block.shape[1:])
         cum = np.concatenate((np.zeros(shape), np.cumsum(per_block, axis=0)))
         return cum[self.block_hi + 1] - cum[self.block_lo + 1]
 
 
 def _reverse_cumsum(values: np.ndarray) -> np.ndarray:
     """tail[i] = Σ_{j ≥ i} values[j], with a trailing zero row (length n + 1)."""
-    out = np.zeros((values.shape[0] + 1,) + values.shape[1:])
+    out = np.zeros((values.shape[0] + 1, *values.shape[1:]))
     out[:-1] = np.cumsum(values[::-1], axis=0)[::-1]
     return out
 

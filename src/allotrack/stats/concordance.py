@@ -20,9 +20,7 @@ if TYPE_CHECKING:
     from allotrack.stats.cox import _Fitted
 
 
-def _earlier_counts(
-    key: np.ndarray, point_weight: np.ndarray, is_query: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+def _earlier_counts(key: np.ndarray, point_weight: np.ndarray, is_query: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each position q (in array order) with ``is_query``, the point weight at positions < q whose
     key is smaller, and equal. Keys are non-negative integers."""
     n = key.size

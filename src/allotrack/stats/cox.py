@@ -28,10 +28,10 @@ from scipy.stats import chi2, norm
 from allotrack.errors import ConvergenceWarning, InputError, ModelError
 from allotrack.stats import _cox_engine as engine
 from allotrack.stats import _input
-from allotrack.stats._design import Design, build_design, new_rows
+from allotrack.stats._design import Design, build_design
 from allotrack.stats._risksets import RiskSets, build_risk_sets
 from allotrack.stats._ties import merge_near_ties
-from allotrack.stats.results import Result
+from allotrack.stats.results import Result, TestResult
 
 __all__ = ["CoxModel", "cox_ph"]
 
@@ -85,6 +85,14 @@ class CoxModel(Result):
             )
             return f"{head}\n{self.summary}\n{self.tests}"
 
+    def test(self, name: str) -> TestResult:
+        """One of the global tests: ``"likelihood ratio"``, ``"wald"``, ``"score"`` or ``"robust score"``."""
+        rows = self.tests[self.tests["test"] == name]
+        if rows.empty:
+            raise InputError(f"no test named {name!r}; available: {list(self.tests['test'])}")
+        row = rows.iloc[0]
+        return TestResult(name, float(row["statistic"]), int(row["dof"]), float(row["p_value"]))
+
     @property
     def concordance(self) -> float:
         """Harrell's C as R ``coxph`` reports it (computed on first access; O(n log² n))."""
@@ -118,7 +126,10 @@ def _inverse(info: np.ndarray) -> np.ndarray:
     try:
         return cho_solve(cho_factor(info), np.eye(info.shape[0]))
     except (LinAlgError, ValueError) as err:
-        raise ModelError("the information matrix is singular: the model is not identifiable") from err
+        raise ModelError(
+            "the information matrix is singular: the data carry no information on some covariate "
+            "(for example it does not vary within any risk set at an event time)"
+        ) from err
 
 
 def _newton(
@@ -133,10 +144,13 @@ def _newton(
     halving = 0
     converged = False
     it = 0
-    for it in range(1, max_iter + 1):  # noqa: B007
+    for it in range(1, max_iter + 1):
         trial = engine.derivatives(rs, x, new_beta, terms)
-        finite = np.isfinite(trial.loglik)
-        if finite and abs(1 - best.loglik / trial.loglik) <= tol and halving == 0:
+        finite = bool(
+            np.isfinite(trial.loglik) and np.isfinite(trial.score).all() and np.isfinite(trial.information).all()
+        )
+        change = abs(1 - best.loglik / trial.loglik) if trial.loglik != 0 else abs(best.loglik)
+        if finite and change <= tol and halving == 0:
             beta, best, converged = new_beta, trial, True
             break
         if it == max_iter:
@@ -213,12 +227,22 @@ def cox_ph(
     x = (design.matrix - means)[rs.order]
     terms = engine.tie_terms(rs, x, ties)
     beta, final, null, iters, converged = _newton(rs, x, terms, max_iter, tol)
-    naive_var = _inverse(final.information)
     messages = []
     if not converged:
         messages.append(f"Ran out of iterations ({max_iter}) and did not converge")
-    infs = np.abs(final.score @ naive_var)
+    pseudo = np.linalg.pinv(final.information)
+    infs = np.abs(final.score @ pseudo)
     diverging = (infs > tol) & (infs > np.sqrt(tol) * np.abs(beta))
+    try:
+        naive_var = _inverse(final.information)
+    except ModelError:
+        if not diverging.any():
+            raise
+        # monotone likelihood: the information vanishes along the diverging coefficients
+        naive_var = pseudo
+        naive_var[diverging, :] = 0.0
+        naive_var[:, diverging] = 0.0
+        naive_var[diverging, diverging] = np.inf
     for j in np.flatnonzero(diverging):
         messages.append(f"Loglik converged before variable '{design.columns[j]}'; coefficient may be infinite")
     for msg in messages:
@@ -241,33 +265,22 @@ def cox_ph(
 
     p = beta.size
     se = np.sqrt(np.diag(var))
-    z = beta / se
     zq = norm.ppf(1 - (1 - conf_level) / 2)
-    summary = pd.DataFrame(
-        {
-            "coef": beta,
-            "hr": np.exp(beta),
-            "se": np.sqrt(np.diag(naive_var)),
-            **({"robust_se": se} if use_robust else {}),
-            "z": z,
-            "p": 2 * norm.sf(np.abs(z)),
-            "hr_lower": np.exp(beta - zq * se),
-            "hr_upper": np.exp(beta + zq * se),
-        },
-        index=pd.Index(design.columns, name="term"),
-    )
+    with np.errstate(over="ignore"):
+        summary = _summary_frame(beta, naive_var, se, use_robust, zq, design.columns)
     lr = 2 * (final.loglik - null.loglik)
-    wald = float(beta @ _solve(var, beta))
+    finite = np.isfinite(np.diag(var))  # an infinite coefficient adds nothing to the Wald statistic
+    wald = float(beta[finite] @ _solve(var[np.ix_(finite, finite)], beta[finite])) if finite.any() else 0.0
     score = float(null.score @ _solve(null.information, null.score))
-    rows = [("likelihood ratio", lr), ("wald", wald), ("score", score)]
+    test_rows: list[tuple[str, float]] = [("likelihood ratio", lr), ("wald", wald), ("score", score)]
     if robust_score is not None:
-        rows.append(("robust score", robust_score))
+        test_rows.append(("robust score", robust_score))
     tests = pd.DataFrame(
         {
-            "test": [r[0] for r in rows],
-            "statistic": [r[1] for r in rows],
+            "test": [r[0] for r in test_rows],
+            "statistic": [r[1] for r in test_rows],
             "dof": p,
-            "p_value": [float(chi2.sf(r[1], p)) for r in rows],
+            "p_value": [float(chi2.sf(r[1], p)) for r in test_rows],
         }
     )
     fitted = _Fitted(
@@ -298,6 +311,25 @@ def cox_ph(
         warnings=tuple(messages),
         conf_level=conf_level,
         _fitted=fitted,
+    )
+
+
+def _summary_frame(
+    beta: np.ndarray, naive_var: np.ndarray, se: np.ndarray, robust: bool, zq: float, names: list[str]
+) -> pd.DataFrame:
+    z = beta / se
+    return pd.DataFrame(
+        {
+            "coef": beta,
+            "hr": np.exp(beta),
+            "se": np.sqrt(np.diag(naive_var)),
+            **({"robust_se": se} if robust else {}),
+            "z": z,
+            "p": 2 * norm.sf(np.abs(z)),
+            "hr_lower": np.exp(beta - zq * se),
+            "hr_upper": np.exp(beta + zq * se),
+        },
+        index=pd.Index(names, name="term"),
     )
 
 

@@ -65,7 +65,7 @@ def predict_survival(
         v0 = np.where(last >= 0, cum_v[np.maximum(last, 0)], 0.0)
         xbar = np.where((last >= 0)[:, None], cum_a[np.maximum(last, 0)], 0.0)
         dvec = xbar - h0[:, None] * z[i]
-        se = np.sqrt((v0 + np.einsum("ij,jk,ik->i", dvec, var, dvec))) * risk
+        se = np.sqrt(v0 + np.einsum("ij,jk,ik->i", dvec, var, dvec)) * risk
         cumhaz = h0 * risk
         surv = np.exp(-cumhaz)
         out.append(

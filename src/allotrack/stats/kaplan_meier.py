@@ -296,7 +296,13 @@ def kaplan_meier(
         rows = codes == k if len(labels) > 1 else slice(None)
         curves.append(
             _curve(
-                label, t[rows], e[rows], w[rows], None if s is None else s[rows], conf_type, conf_level,
+                label,
+                t[rows],
+                e[rows],
+                w[rows],
+                None if s is None else s[rows],
+                conf_type,
+                conf_level,
                 merge_ties=presorted_ties,
             )
         )

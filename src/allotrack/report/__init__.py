@@ -1,0 +1,1 @@
+"""Presentation: number formatting, tables and figures. Computation lives in :mod:`allotrack.stats`."""
