@@ -80,7 +80,8 @@ def test_logrank_invariant_to_row_order_and_one_stratum(frame, seed):
 @SETTINGS
 @given(survival_frames(min_size=10, integer_times=False), st.integers(0, 2**31 - 1))
 def test_cox_breslow_equals_efron_without_ties_and_row_order(frame, seed):
-    frame = frame.drop_duplicates("time")
+    # distinct times, also after R's near-tie merging (aeqSurv would tie 0.01 and 0.010000000000000002)
+    frame = frame[~frame["time"].round(6).duplicated()]
     if frame["event"].sum() < 2 or frame["x"].std() < 1e-3:
         return
     try:

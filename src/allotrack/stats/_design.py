@@ -45,6 +45,8 @@ def build_design(data: Any, covariates: Sequence[str] | None, formula: str | Non
         missing_cols = [c for c in covariates if c not in frame.columns]
         if missing_cols:
             raise InputError(f"no column(s) {missing_cols} for covariates")
+        if all(frame[c].dtype.kind in "fiu" for c in covariates):
+            return _numeric_design(frame, list(covariates))
         formula = " + ".join(f"`{c}`" for c in covariates)
     rhs = formula.split("~", 1)[1] if "~" in formula else formula
     needed = sorted(str(v) for v in Formula(rhs).required_variables if str(v) in frame.columns)
@@ -74,6 +76,30 @@ def build_design(data: Any, covariates: Sequence[str] | None, formula: str | Non
     return design
 
 
+def _numeric_design(frame: pd.DataFrame, covariates: list[str]) -> Design:
+    """Numeric columns only: stack them directly (no formula parsing), one term per column."""
+    from formulaic import model_matrix
+
+    x = np.empty((len(frame), len(covariates)), order="F")
+    for j, c in enumerate(covariates):
+        x[:, j] = frame[c].to_numpy(dtype=float)
+    bad = np.isnan(x)
+    if bad.any():
+        col = int(np.flatnonzero(bad.any(axis=0))[0])
+        rows = np.flatnonzero(bad[:, col])
+        raise InputError(
+            "covariates must not be missing (drop or impute these rows explicitly)",
+            column=covariates[col],
+            rows=rows[:5].tolist(),
+            n_bad=rows.size,
+        )
+    # the model spec (to code new data) is built from a few rows only
+    spec = model_matrix(" + ".join(f"`{c}`" for c in covariates), frame.iloc[:2]).model_spec
+    design = Design(x, covariates, {c: [j] for j, c in enumerate(covariates)}, spec)
+    check_rank(design.matrix, design.columns)
+    return design
+
+
 def new_rows(design: Design, newdata: Any) -> np.ndarray:
     """Design rows for new covariate values, coded as in the fit."""
     frame = _frame(newdata)
@@ -85,13 +111,16 @@ def check_rank(x: np.ndarray, names: list[str], tol: float = 1e-9) -> None:
     """Raise ModelError naming constant columns and columns that are linear combinations of earlier ones."""
     if x.shape[1] == 0:
         raise ModelError("the model has no covariates")
-    centred = x - x.mean(axis=0)
-    scale = np.sqrt((centred**2).sum(axis=0))
-    const = [names[j] for j in np.flatnonzero(scale <= tol * np.maximum(1.0, np.abs(x).max(axis=0)))]
+    n = x.shape[0]
+    mean = x.mean(axis=0)
+    gram = x.T @ x - n * np.outer(mean, mean)  # centred cross-products, one BLAS pass
+    var = np.diag(gram).copy()
+    scale_ref = np.maximum(1.0, np.abs(mean)) ** 2 * n
+    const = [names[j] for j in np.flatnonzero(var <= tol * scale_ref)]
     if const:
         raise ModelError(f"covariate column(s) {const} are constant; a Cox model cannot estimate their effect")
-    z = centred / scale
-    gram = z.T @ z
+    sd = np.sqrt(var)
+    gram = gram / np.outer(sd, sd)
     kept: list[int] = []
     for j in range(x.shape[1]):
         if kept:

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from allotrack.stats._ties import merge_near_ties_sorted
+
 
 @dataclass(frozen=True)
 class RiskSets:
@@ -43,14 +45,16 @@ class RiskSets:
 
     def risk_sum(self, values: np.ndarray) -> np.ndarray:
         """Σ over each block's risk set of ``values`` (sorted order; 1-d or 2-d with rows = subjects)."""
-        tail = _reverse_cumsum(values)
-        total = tail[self.block_first] - tail[self.block_end]
+        reverse = np.cumsum(values[::-1], axis=0)
+        total = _tail_at(reverse, self.block_first)
+        if self.block_end.size and self.block_end.min() < values.shape[0]:  # several strata
+            total -= _tail_at(reverse, self.block_end)
         if self.entry_order is not None:
             assert self.block_entry_first is not None and self.block_entry_end is not None
             in_entry_order = np.empty_like(values)
             in_entry_order[self.entry_order] = values
-            etail = _reverse_cumsum(in_entry_order)
-            total = total - (etail[self.block_entry_first] - etail[self.block_entry_end])
+            reverse = np.cumsum(in_entry_order[::-1], axis=0)
+            total -= _tail_at(reverse, self.block_entry_first) - _tail_at(reverse, self.block_entry_end)
         return total
 
     def over_blocks(self, per_block: np.ndarray) -> np.ndarray:
@@ -60,10 +64,12 @@ class RiskSets:
         return cum[self.block_hi + 1] - cum[self.block_lo + 1]
 
 
-def _reverse_cumsum(values: np.ndarray) -> np.ndarray:
-    """tail[i] = Σ_{j ≥ i} values[j], with a trailing zero row (length n + 1)."""
-    out = np.zeros((values.shape[0] + 1, *values.shape[1:]))
-    out[:-1] = np.cumsum(values[::-1], axis=0)[::-1]
+def _tail_at(reverse: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """Σ_{j ≥ i} values[j] for each i in ``index`` (i = n gives 0), from ``reverse = cumsum(values[::-1])``:
+    accumulated from the end, so small late risk sets keep full precision."""
+    n = reverse.shape[0]
+    out = reverse[np.clip(n - 1 - index, 0, None)]
+    out[index >= n] = 0.0
     return out
 
 
@@ -78,12 +84,32 @@ def build_risk_sets(
     n = stop.size
     # integer ranks make (stratum, time) composite keys exact
     all_times = stop if entry is None else np.concatenate((stop, entry))
-    uniq, inv = np.unique(all_times, return_inverse=True)
+    by_time = np.argsort(all_times)
+    # R's aeqSurv on the sorted times: near-tied values take the value (and rank) of the smallest
+    sorted_times = merge_near_ties_sorted(all_times[by_time])
+    is_new = np.empty(sorted_times.size, dtype=bool)
+    is_new[0] = True
+    np.not_equal(sorted_times[1:], sorted_times[:-1], out=is_new[1:])
+    uniq = sorted_times[is_new]
+    inv = np.empty(all_times.size, dtype=np.int64)
+    inv[by_time] = np.cumsum(is_new) - 1
     rank_stop = inv[:n].astype(np.int64)
     rank_entry = inv[n:].astype(np.int64) if entry is not None else None
+    if rank_entry is not None and (rank_entry >= rank_stop).any():
+        from allotrack.errors import InputError
+
+        bad = np.flatnonzero(rank_entry >= rank_stop)
+        raise InputError(
+            "entry and exit times are equal once near-tied times are merged (R aeqSurv)",
+            column="entry",
+            rows=bad[:5].tolist(),
+            n_bad=bad.size,
+        )
+    stop = uniq[rank_stop]
     width = np.int64(uniq.size + 1)
     key_stop = stratum.astype(np.int64) * width + rank_stop
-    order = np.argsort(key_stop, kind="stable")
+    single = entry is None and (n == 0 or stratum.max() == 0)
+    order = by_time if single else np.argsort(key_stop)
     ks = key_stop[order]
     st = stop[order]
     ev = event[order]

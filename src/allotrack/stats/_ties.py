@@ -36,18 +36,21 @@ def merge_near_ties(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 def merge_near_ties_sorted(sorted_times: np.ndarray) -> np.ndarray:
-    """``aeqSurv`` for one array already sorted ascending (no second sort). Returns the input if untouched."""
+    """``aeqSurv`` for one array already sorted ascending, in O(n) without a second sort or a search.
+    Returns the input object itself when nothing is merged."""
     if sorted_times.size < 2:
         return sorted_times
     step = np.diff(sorted_times)
-    is_new = step > 0
-    unique = sorted_times[np.concatenate(([True], is_new))]
-    if unique.size < 2:
+    positive = step > 0
+    dy = step[positive]  # gaps between consecutive distinct values
+    if dy.size == 0:
         return sorted_times
-    dy = np.diff(unique)
-    tied = (dy <= TOLERANCE) | (dy / np.mean(np.abs(unique)) <= TOLERANCE)
-    if not tied.any():
+    distinct_mean = (np.abs(sorted_times[1:][positive]).sum() + abs(sorted_times[0])) / (dy.size + 1)
+    tied_gap = (dy <= TOLERANCE) | (dy / distinct_mean <= TOLERANCE)
+    if not tied_gap.any():
         return sorted_times
-    cuts = unique[np.concatenate(([True], ~tied))]
-    idx = np.searchsorted(cuts, sorted_times, side="right") - 1
-    return cuts[idx]
+    starts_group = np.zeros(sorted_times.size, dtype=bool)
+    starts_group[0] = True
+    starts_group[1:][positive] = ~tied_gap
+    group_start = np.flatnonzero(starts_group)
+    return np.repeat(sorted_times[group_start], np.diff(np.append(group_start, sorted_times.size)))

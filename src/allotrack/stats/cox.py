@@ -30,7 +30,6 @@ from allotrack.stats import _cox_engine as engine
 from allotrack.stats import _input
 from allotrack.stats._design import Design, build_design
 from allotrack.stats._risksets import RiskSets, build_risk_sets
-from allotrack.stats._ties import merge_near_ties
 from allotrack.stats.results import Result, TestResult
 
 __all__ = ["CoxModel", "cox_ph"]
@@ -199,7 +198,6 @@ def cox_ph(
     start = None
     if entry is not None:
         start = _input.time_array(data, entry, "entry")
-        start, stop = merge_near_ties(start, stop)
         bad = start >= stop
         if bad.any():
             rows = np.flatnonzero(bad)
@@ -210,8 +208,6 @@ def cox_ph(
                 values=start[rows[:5]].tolist(),
                 n_bad=rows.size,
             )
-    else:
-        stop = merge_near_ties(stop)[0]
     if strata is not None:
         scode, slabels = _input.group_array(data, strata, "strata")
         _input.n_rows({"time": stop, "strata": scode})
@@ -222,9 +218,11 @@ def cox_ph(
     design = build_design(data, covariates, formula)
     if design.matrix.shape[0] != n:
         raise InputError(f"covariates have {design.matrix.shape[0]} rows but time has {n}")
-    means = (w[:, None] * design.matrix).sum(axis=0) / w.sum()
-    rs = build_risk_sets(stop, ev, w, scode, start)
-    x = (design.matrix - means)[rs.order]
+    means = (w @ design.matrix) / w.sum()
+    rs = build_risk_sets(stop, ev, w, scode, start)  # near ties merged here (aeqSurv), data sorted once
+    x = np.empty(design.matrix.shape, order="F")  # column-major: column sums and cumsums are contiguous
+    for j in range(x.shape[1]):
+        x[:, j] = design.matrix[rs.order, j] - means[j]
     terms = engine.tie_terms(rs, x, ties)
     beta, final, null, iters, converged = _newton(rs, x, terms, max_iter, tol)
     messages = []

@@ -17,6 +17,8 @@ import pandas as pd
 from scipy.stats import norm
 
 from allotrack.errors import InputError
+from allotrack.stats._cox_engine import expand_terms, sum_by_block
+from allotrack.stats._cox_engine import expand_terms, sum_by_block
 from allotrack.stats._design import new_rows
 
 if TYPE_CHECKING:
@@ -36,7 +38,7 @@ def predict_survival(
         raise InputError("prediction times must be non-negative numbers", column="times")
     frame = newdata if isinstance(newdata, pd.DataFrame) else pd.DataFrame(newdata)
     z = new_rows(fitted.design, frame) - fitted.means
-    rs, terms, d = fitted.rs, fitted.terms, fitted.final
+    rs = fitted.rs
     if fitted.strata_labels is not None:
         if fitted.strata_name not in frame.columns:
             raise InputError(f"newdata needs the strata column '{fitted.strata_name}'")
@@ -47,11 +49,11 @@ def predict_survival(
             raise InputError(f"newdata has a stratum not in the fit: {err.args[0]!r}") from err
     else:
         zstrata = np.zeros(len(frame), dtype=np.intp)
+    terms = expand_terms(fitted.terms, fitted.final)
     b = terms.block
-    hk = np.bincount(b, weights=d.h, minlength=rs.n_blocks)
-    vk = np.bincount(b, weights=d.h**2 / terms.coef, minlength=rs.n_blocks)
-    ak = np.zeros((rs.n_blocks, z.shape[1]))
-    np.add.at(ak, b, d.h[:, None] * d.a)
+    hk = np.bincount(b, weights=terms.h, minlength=rs.n_blocks)
+    vk = np.bincount(b, weights=terms.h**2 / terms.coef, minlength=rs.n_blocks)
+    ak = sum_by_block(b, terms.h[:, None] * terms.a, rs.n_blocks)
     zq = norm.ppf(1 - (1 - conf_level) / 2)
     out = []
     for i in range(z.shape[0]):

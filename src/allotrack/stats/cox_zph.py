@@ -18,6 +18,7 @@ import pandas as pd
 from scipy.stats import chi2, rankdata
 
 from allotrack.errors import InputError
+from allotrack.stats._cox_engine import expand_terms
 
 if TYPE_CHECKING:
     from allotrack.stats.cox import _Fitted
@@ -43,16 +44,17 @@ def _transform(fitted: _Fitted, transform: str) -> np.ndarray:
 
 
 def zph_test(fitted: _Fitted, beta: np.ndarray, transform: str = "km") -> pd.DataFrame:
-    rs, x, terms = fitted.rs, fitted.x, fitted.terms
+    rs, x = fitted.rs, fitted.x
     g_subject = _transform(fitted, transform)
     dpos = rs.death_pos
     g_subject = g_subject - g_subject[dpos].mean()
     g_block = g_subject[rs.block_first]  # g is a function of the block's exit time
     d = fitted.final
+    terms = expand_terms(fitted.terms, d)
     risk = d.risk
     b = terms.block
-    hk = np.bincount(b, weights=d.h, minlength=rs.n_blocks)
-    hfk = np.bincount(b, weights=d.h * terms.frac, minlength=rs.n_blocks)
+    hk = np.bincount(b, weights=terms.h, minlength=rs.n_blocks)
+    hfk = np.bincount(b, weights=terms.h * terms.frac, minlength=rs.n_blocks)
 
     def weighted_second_moment(power: int) -> np.ndarray:
         gp = g_block**power
@@ -60,13 +62,13 @@ def zph_test(fitted: _Fitted, beta: np.ndarray, transform: str = "km") -> pd.Dat
         c[dpos] -= (hfk * gp)[rs.death_block]
         rc = risk * c
         gterm = g_block[b] ** power
-        return (x * rc[:, None]).T @ x - (d.a * (terms.coef * gterm)[:, None]).T @ d.a
+        return (x * rc[:, None]).T @ x - (terms.a * (terms.coef * gterm)[:, None]).T @ terms.a
 
     i_xx = d.information
     i_xz = weighted_second_moment(1)
     i_zz = weighted_second_moment(2)
     w_death = rs.weight[dpos]
-    u_z = (w_death * g_subject[dpos]) @ x[dpos] - (terms.coef * g_block[b]) @ d.a
+    u_z = (w_death * g_subject[dpos]) @ x[dpos] - (terms.coef * g_block[b]) @ terms.a
     p = beta.size
     full = np.block([[i_xx, i_xz], [i_xz.T, i_zz]])
     rows, stats, dofs = [], [], []

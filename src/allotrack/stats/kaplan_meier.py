@@ -63,18 +63,20 @@ def _curve(
     conf_type: str,
     conf_level: float,
     merge_ties: bool = False,
+    unweighted: bool = False,
 ) -> _Curve:
-    order = np.argsort(time, kind="stable")
-    t = time[order]
-    if merge_ties:
-        t = merge_near_ties_sorted(t)
-    e = event[order]
-    w = weight[order]
-    first = np.flatnonzero(np.concatenate(([True], t[1:] != t[:-1])))
-    ut = t[first]
-    we = w * e
-    d = np.add.reduceat(we, first)
-    wtot = np.add.reduceat(w, first)
+    if entry is None and unweighted:
+        ut, d, wtot = _counts_by_sorting(time, event, merge_ties)
+    else:
+        order = np.argsort(time)
+        t = time[order]
+        if merge_ties:
+            t = merge_near_ties_sorted(t)
+        first = np.flatnonzero(np.concatenate(([True], t[1:] != t[:-1])))
+        ut = t[first]
+        w = weight[order]
+        d = np.add.reduceat(w * event[order], first)
+        wtot = np.add.reduceat(w, first)
     c = wtot - d
     at_or_after = np.cumsum(wtot[::-1])[::-1]
     if entry is None:
@@ -93,6 +95,43 @@ def _curve(
     lower, upper = survival_confint(surv, logse, conf_type, conf_level)
     start = float(min(0.0, ut[0])) if entry is None else float(min(0.0, ut[0], float(entry.min())))
     return _Curve(label, float(weight.sum()), ut, n_risk, d, c, surv, logse, lower, upper, start)
+
+
+def _counts_by_sorting(
+    time: np.ndarray, event: np.ndarray, merge_ties: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct times, deaths and totals from one integer sort, no argsort (unweighted right-censored data).
+
+    For non-negative doubles the IEEE-754 bit pattern read as int64 is monotone in the value, so the event
+    flag can ride in the lowest mantissa bit: sorting the keys sorts by time, and clearing the bit recovers
+    the time to within one ulp — far inside the sqrt(eps) tolerance within which R merges times anyway.
+    """
+    bits = np.abs(time).view(np.int64)  # abs turns -0.0 into 0.0
+    keys = np.sort((bits & ~np.int64(1)) | (event > 0).astype(np.int64))
+    ts = (keys & ~np.int64(1)).view(np.float64)
+    ev = (keys & 1).astype(float)
+    if merge_ties:
+        ts = merge_near_ties_sorted(ts)
+    is_new = np.empty(ts.size, dtype=bool)
+    is_new[0] = True
+    np.not_equal(ts[1:], ts[:-1], out=is_new[1:])
+    first = np.flatnonzero(is_new)
+    total = np.diff(np.append(first, ts.size)).astype(float)
+    return ts[first], np.add.reduceat(ev, first), total
+
+
+def _table(curves: Sequence[_Curve]) -> pd.DataFrame:
+    """One row per group and distinct time, built once from concatenated arrays (group as a categorical)."""
+    sizes = [c.time.size for c in curves]
+    codes = np.repeat(np.arange(len(curves)), sizes)
+    cat = pd.Categorical.from_codes(codes, categories=pd.Index([c.label for c in curves]))
+    data: dict[str, Any] = {"group": cat}
+    for column in _TABLE_COLUMNS[1:]:
+        if column == "std_err":
+            data[column] = np.concatenate([_std_err_of_s(c.surv, c.logse) for c in curves])
+        else:
+            data[column] = np.concatenate([getattr(c, "surv" if column == "survival" else column) for c in curves])
+    return pd.DataFrame(data, copy=False)
 
 
 def _std_err_of_s(surv: np.ndarray, logse: np.ndarray) -> np.ndarray:
@@ -304,26 +343,9 @@ def kaplan_meier(
                 conf_type,
                 conf_level,
                 merge_ties=presorted_ties,
+                unweighted=weights is None,
             )
         )
-    table = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "group": c.label,
-                    "time": c.time,
-                    "n_risk": c.n_risk,
-                    "n_event": c.n_event,
-                    "n_censor": c.n_censor,
-                    "survival": c.surv,
-                    "std_err": _std_err_of_s(c.surv, c.logse),
-                    "lower": c.lower,
-                    "upper": c.upper,
-                }
-            )
-            for c in curves
-        ],
-        ignore_index=True,
-    )[_TABLE_COLUMNS]
+    table = _table(curves)
     name = None if by is None else _input.column_name(by, "by")
     return KaplanMeier(table=table, conf_type=conf_type, conf_level=conf_level, by=name, curves=tuple(curves))
