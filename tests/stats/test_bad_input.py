@@ -141,3 +141,16 @@ def test_errors_never_echo_other_columns():
     with pytest.raises(InputError) as info:
         at.kaplan_meier(data, "time", "event")
     assert "MRN" not in str(info.value)
+
+
+def test_unused_category_is_not_an_empty_group():
+    data = GOOD.assign(arm=pd.Categorical(GOOD["arm"], categories=["A", "B", "C"]))
+    fit = at.kaplan_meier(data, "time", "event", by="arm")
+    assert fit.groups == ["A", "B"]
+    res = at.logrank_test(data, "time", "event", by="arm")
+    assert list(res.table["group"]) == ["A", "B"] and res.dof == 1
+
+
+def test_arrays_of_different_lengths():
+    with pytest.raises(InputError, match="different lengths"):
+        at.kaplan_meier(None, [1.0, 2.0, 3.0], [1, 0])

@@ -220,9 +220,10 @@ def cox_ph(
         raise InputError(f"covariates have {design.matrix.shape[0]} rows but time has {n}")
     means = (w @ design.matrix) / w.sum()
     rs = build_risk_sets(stop, ev, w, scode, start)  # near ties merged here (aeqSurv), data sorted once
-    x = np.empty(design.matrix.shape, order="F")  # column-major: column sums and cumsums are contiguous
-    for j in range(x.shape[1]):
-        x[:, j] = design.matrix[rs.order, j] - means[j]
+    n_cov = len(design.columns)
+    x = np.empty((n, n_cov), order="F")  # column-major: column sums and cumsums are contiguous
+    for col in range(n_cov):
+        x[:, col] = design.matrix[rs.order, col] - means[col]
     terms = engine.tie_terms(rs, x, ties)
     beta, final, null, iters, converged = _newton(rs, x, terms, max_iter, tol)
     messages = []
@@ -240,9 +241,9 @@ def cox_ph(
         naive_var = pseudo
         naive_var[diverging, :] = 0.0
         naive_var[:, diverging] = 0.0
-        naive_var[diverging, diverging] = np.inf
-    for j in np.flatnonzero(diverging):
-        messages.append(f"Loglik converged before variable '{design.columns[j]}'; coefficient may be infinite")
+        naive_var[np.flatnonzero(diverging), np.flatnonzero(diverging)] = np.inf
+    for k in np.flatnonzero(diverging):
+        messages.append(f"Loglik converged before variable '{design.columns[k]}'; coefficient may be infinite")
     for msg in messages:
         warnings.warn(msg, ConvergenceWarning, stacklevel=2)
 

@@ -18,7 +18,6 @@ from scipy.stats import norm
 
 from allotrack.errors import InputError
 from allotrack.stats._cox_engine import expand_terms, sum_by_block
-from allotrack.stats._cox_engine import expand_terms, sum_by_block
 from allotrack.stats._design import new_rows
 
 if TYPE_CHECKING:
