@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import allotrack as at
+
+# generated data often make a coefficient diverge; the fits report it and these tests then skip the case
+pytestmark = pytest.mark.filterwarnings("ignore::allotrack.errors.ConvergenceWarning")
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
