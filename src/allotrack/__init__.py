@@ -1,7 +1,34 @@
 """allotrack: clinical-outcome studies of allogeneic cell therapies, with numbers that agree with R."""
 
 from allotrack import errors
-from allotrack.stats import CoxModel, KaplanMeier, LogRankTest, cox_ph, kaplan_meier, logrank_test
+from allotrack.stats import (
+    CoxModel,
+    CumulativeIncidence,
+    FineGrayModel,
+    GrayTest,
+    KaplanMeier,
+    LogRankTest,
+    cox_ph,
+    cumulative_incidence,
+    fine_gray,
+    gray_test,
+    kaplan_meier,
+    logrank_test,
+)
 
 __version__ = "0.1.0"
-__all__ = ["CoxModel", "KaplanMeier", "LogRankTest", "cox_ph", "errors", "kaplan_meier", "logrank_test"]
+__all__ = [
+    "CoxModel",
+    "CumulativeIncidence",
+    "FineGrayModel",
+    "GrayTest",
+    "KaplanMeier",
+    "LogRankTest",
+    "cox_ph",
+    "cumulative_incidence",
+    "errors",
+    "fine_gray",
+    "gray_test",
+    "kaplan_meier",
+    "logrank_test",
+]

@@ -74,7 +74,7 @@ ci[[9]] <- ci_case("toy_rho2_strata", "crtoy", toy, "time", "cause", "grp", "cg"
 # Aalen-Johansen from survfit (its default robust SE) for the optional survfit-style CI
 aj <- survfit(Surv(etime, factor(cause)) ~ sex, data = mg)
 s <- summary(aj, times = c(12, 60, 120, 240))
-aj_ref <- list(times = c(12, 60, 120, 240), strata = as.character(s$strata), states = colnames(s$pstate),
+aj_ref <- list(times = c(12, 60, 120, 240), strata = as.character(s$strata), states = aj$states,
                pstate = lapply(seq_len(ncol(s$pstate)), function(j) num(s$pstate[, j])),
                std_err = lapply(seq_len(ncol(s$std.err)), function(j) num(s$std.err[, j])),
                lower = lapply(seq_len(ncol(s$lower)), function(j) num(s$lower[, j])),
