@@ -2,12 +2,14 @@
 
 from allotrack import errors
 from allotrack.stats import (
+    CompetingRiskModels,
     CoxModel,
     CumulativeIncidence,
     FineGrayModel,
     GrayTest,
     KaplanMeier,
     LogRankTest,
+    competing_risk_models,
     cox_ph,
     cumulative_incidence,
     fine_gray,
@@ -18,12 +20,14 @@ from allotrack.stats import (
 
 __version__ = "0.1.0"
 __all__ = [
+    "CompetingRiskModels",
     "CoxModel",
     "CumulativeIncidence",
     "FineGrayModel",
     "GrayTest",
     "KaplanMeier",
     "LogRankTest",
+    "competing_risk_models",
     "cox_ph",
     "cumulative_incidence",
     "errors",

@@ -192,9 +192,7 @@ def _brute_force_fg_variance(time, cause, x, cg, beta):
                     psi[i] += q / pi
                 if time[i] >= u:
                     psi[i] -= n_c * q / pi**2
-    info = sum(
-        sum(w[k, j] * e[j] * np.outer(x[j] - xbar[k], x[j] - xbar[k]) for j in range(n)) / s0[k] for k in fails
-    )
+    info = sum(sum(w[k, j] * e[j] * np.outer(x[j] - xbar[k], x[j] - xbar[k]) for j in range(n)) / s0[k] for k in fails)
     inv = np.linalg.inv(info)
     total = eta + psi
     return inv @ (total.T @ total) @ inv

@@ -76,8 +76,9 @@ class CumulativeIncidence(Result):
         frames = []
         for c in self.curves:
             idx = np.searchsorted(c.time, req, side="right") - 1
-            est = np.where(idx >= 0, c.estimate[np.maximum(idx, 0)], 0.0)
-            var = np.where(idx >= 0, c.variance[np.maximum(idx, 0)], 0.0)
+            est_ext = np.concatenate(([0.0], c.estimate))  # 0 before the first event (or if there is none)
+            var_ext = np.concatenate(([0.0], c.variance))
+            est, var = est_ext[idx + 1], var_ext[idx + 1]
             beyond = req > c.last_time
             est[beyond] = np.nan
             var[beyond] = np.nan
@@ -97,9 +98,7 @@ class CumulativeIncidence(Result):
         return plot_cumulative_incidence(self, **kwargs)
 
 
-def cif_confint(
-    est: np.ndarray, var: np.ndarray, conf_type: str, conf_level: float
-) -> tuple[np.ndarray, np.ndarray]:
+def cif_confint(est: np.ndarray, var: np.ndarray, conf_type: str, conf_level: float) -> tuple[np.ndarray, np.ndarray]:
     z = norm.ppf(1 - (1 - conf_level) / 2)
     se = np.sqrt(var)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -282,7 +281,7 @@ def _gray_stratum(
         fm = np.concatenate(([0.0], f[:-1]))
         fb = (1 - fm) ** rho
         k1 = n_groups - 1
-        score = (fb[:, None] * np.where(at_risk, d1 - nd1[:, None] * y * (1 - f1m) / (skmm * tq[:, None]), 0.0))
+        score = fb[:, None] * np.where(at_risk, d1 - nd1[:, None] * y * (1 - f1m) / (skmm * tq[:, None]), 0.0)
         score = score[:, :k1].sum(axis=0)
         # a(t) = fb (diag(h) − h h'/tr): the derivative of the score in each group's hazard
         a = fb[:, None, None] * (h[:, :, None] * np.eye(n_groups) - h[:, :, None] * h[:, None, :] / tr[:, None, None])

@@ -308,7 +308,7 @@ def fine_gray(
     null_loglik = current.loglik
     converged = False
     it = 0
-    for it in range(max_iter + 1):  # noqa: B007
+    for it in range(max_iter + 1):
         if np.max(np.abs(current.score) * np.maximum(np.abs(beta), 1)) < max(abs(current.loglik), 1) * gtol:
             converged = True
             break
