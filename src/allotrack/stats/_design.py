@@ -19,7 +19,7 @@ class Design:
     matrix: np.ndarray
     columns: list[str]
     terms: dict[str, list[int]]  # term name -> column indices
-    spec: Any  # formulaic ModelSpec, to build rows for new data
+    spec: Any  # formulaic ModelSpec to code new data; None for plain numeric covariates
 
 
 def _frame(data: Any) -> pd.DataFrame:
@@ -33,8 +33,6 @@ def _frame(data: Any) -> pd.DataFrame:
 
 
 def build_design(data: Any, covariates: Sequence[str] | None, formula: str | None) -> Design:
-    from formulaic import Formula, model_matrix
-
     if (covariates is None) == (formula is None):
         raise InputError("give either covariates (a list of column names) or a formula, not both or neither")
     frame = _frame(data)
@@ -48,6 +46,8 @@ def build_design(data: Any, covariates: Sequence[str] | None, formula: str | Non
         if all(frame[c].dtype.kind in "fiu" for c in covariates):
             return _numeric_design(frame, list(covariates))
         formula = " + ".join(f"`{c}`" for c in covariates)
+    from formulaic import Formula, model_matrix  # slow attribute access: only on the formula path
+
     rhs = formula.split("~", 1)[1] if "~" in formula else formula
     needed = sorted(str(v) for v in Formula(rhs).required_variables if str(v) in frame.columns)
     for col in needed:
@@ -78,8 +78,6 @@ def build_design(data: Any, covariates: Sequence[str] | None, formula: str | Non
 
 def _numeric_design(frame: pd.DataFrame, covariates: list[str]) -> Design:
     """Numeric columns only: stack them directly (no formula parsing), one term per column."""
-    from formulaic import model_matrix
-
     x = np.empty((len(frame), len(covariates)), order="F")
     for j, c in enumerate(covariates):
         x[:, j] = frame[c].to_numpy(dtype=float)
@@ -93,9 +91,7 @@ def _numeric_design(frame: pd.DataFrame, covariates: list[str]) -> Design:
             rows=rows[:5].tolist(),
             n_bad=rows.size,
         )
-    # the model spec (to code new data) is built from a few rows only
-    spec = model_matrix(" + ".join(f"`{c}`" for c in covariates), frame.iloc[:2]).model_spec
-    design = Design(x, covariates, {c: [j] for j, c in enumerate(covariates)}, spec)
+    design = Design(x, covariates, {c: [j] for j, c in enumerate(covariates)}, None)  # numeric: no coding
     check_rank(design.matrix, design.columns)
     return design
 
@@ -103,6 +99,11 @@ def _numeric_design(frame: pd.DataFrame, covariates: list[str]) -> Design:
 def new_rows(design: Design, newdata: Any) -> np.ndarray:
     """Design rows for new covariate values, coded as in the fit."""
     frame = _frame(newdata)
+    if design.spec is None:  # numeric covariates taken as they are
+        missing = [c for c in design.columns if c not in frame.columns]
+        if missing:
+            raise InputError(f"newdata lacks the covariate column(s) {missing}")
+        return frame[design.columns].to_numpy(dtype=float)
     mm = design.spec.get_model_matrix(frame, na_action="raise")
     return mm[design.columns].to_numpy(dtype=float)
 

@@ -151,6 +151,8 @@ def _sums(data: _Data, x: np.ndarray, beta: np.ndarray, need_second: bool = True
     xbar = s1 / s0[:, None]
     dk = data.d
     loglik = float(eta[data.fail].sum() - np.sum(dk * np.log(s0)))
+    if not need_second:  # a line-search trial needs the likelihood only
+        return _Sums(loglik, np.zeros(x.shape[1]), np.zeros((x.shape[1], x.shape[1])), e, s0, xbar, e, xbar)
     # per-subject coefficients over failure times k whose risk set holds the subject
     h = dk / s0  # d_k / S0_k
     cum_h = np.concatenate(([0.0], np.cumsum(h)))
@@ -323,9 +325,9 @@ def fine_gray(
             converged = True
             break
         halvings = 0
-        trial = _sums(prepared, x, beta + step, need_second=False)
+        trial = _sums(prepared, x, beta + step)  # usually accepted at once: then it is the next iterate
         # Armijo: accept when −ℓ decreases by at least 1e-4 × the predicted decrease
-        while not np.isfinite(trial.loglik) or -trial.loglik > -current.loglik + 1e-4 * float(step @ -current.score):
+        while not np.isfinite(trial.loglik) or trial.loglik < current.loglik + 1e-4 * float(step @ current.score):
             halvings += 1
             if halvings > 20:
                 break
@@ -336,7 +338,7 @@ def fine_gray(
             converged = decrement < 1e-12 * max(abs(current.loglik), 1)
             break
         beta = beta + step
-        current = _sums(prepared, x, beta)
+        current = trial if halvings == 0 else _sums(prepared, x, beta)
     if not converged:
         warnings.warn(f"Fine–Gray fit did not converge in {max_iter} iterations", ConvergenceWarning, stacklevel=2)
     info = -current.hessian
