@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import time
@@ -39,3 +40,38 @@ def fmt_seconds(result: dict | None) -> str:
     if result is None:
         return "not installed"
     return f"{result['seconds']:.3f}" if result.get("seconds") is not None else result.get("note", "")
+
+
+def tools_available(python_peer: str) -> list[str]:
+    """allotrack, the Python peer if importable, and R if Rscript is on the PATH."""
+    import importlib.util
+
+    tools = ["allotrack"]
+    if importlib.util.find_spec(python_peer) is not None:
+        tools.append(python_peer)
+    if subprocess.run(["which", "Rscript"], capture_output=True).returncode == 0:
+        tools.append("R")
+    return tools
+
+
+def parse_args(default_sizes: str, default_out: str) -> argparse.Namespace:
+    """Common options; ``--worker`` turns the script into a worker process for one tool, task and size."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default=default_sizes)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--out", default=default_out)
+    parser.add_argument("--worker")
+    parser.add_argument("--task")
+    parser.add_argument("--data")
+    parser.add_argument("--n", type=int)
+    return parser.parse_args()
+
+
+def worker_main(args: argparse.Namespace, worker: Callable[..., dict]) -> bool:
+    """Run the worker and print its JSON if this process is one; return whether it was."""
+    if not args.worker:
+        return False
+    from pathlib import Path
+
+    print(json.dumps(worker(args.worker, args.task, Path(args.data), args.n, args.repeat)))
+    return True

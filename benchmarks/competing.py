@@ -13,18 +13,15 @@ Results: benchmarks/results/competing.md and stdout.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from _harness import TIMEOUT, best_time, fmt_seconds, run_json
+from _harness import TIMEOUT, best_time, fmt_seconds, parse_args, run_json, tools_available, worker_main
 
 P = 5
 HERE = Path(__file__).resolve().parent
@@ -80,34 +77,12 @@ cat(jsonlite::toJSON(list(seconds = best, coef = coef), digits = NA, auto_unbox 
 """
 
 
-def available() -> list[str]:
-    tools = ["allotrack"]
-    try:
-        import pycmprsk  # type: ignore[import-not-found]  # noqa: F401
-
-        tools.append("pycmprsk")
-    except ImportError:
-        pass
-    if subprocess.run(["which", "Rscript"], capture_output=True).returncode == 0:
-        tools.append("R")
-    return tools
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="1000,5000,10000,100000,1000000")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--out", default=str(HERE / "results" / "competing.md"))
-    parser.add_argument("--worker")
-    parser.add_argument("--task")
-    parser.add_argument("--data")
-    parser.add_argument("--n", type=int)
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker, args.task, Path(args.data), args.n, args.repeat)))
+    args = parse_args("1000,5000,10000,100000,1000000", str(HERE / "results" / "competing.md"))
+    if worker_main(args, worker):
         return
     sizes = [int(float(s)) for s in args.sizes.split(",")]
-    tools = available()
+    tools = tools_available("pycmprsk")
     rows = []
     last: dict[tuple[str, str], tuple[int, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:

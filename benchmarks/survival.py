@@ -14,21 +14,17 @@ R's ``coxph`` computes it during the fit.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from _harness import best_time, fmt_seconds, parse_args, run_json, tools_available, worker_main
 
 P = 10
-TIMEOUT = 600
 HERE = Path(__file__).resolve().parent
 
 
@@ -46,16 +42,6 @@ def load(path: Path, n: int) -> np.ndarray:
     return np.fromfile(path, dtype=np.float64).reshape(P + 2, n)
 
 
-def _best(fn, repeat: int) -> float:
-    fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def worker(tool: str, task: str, path: Path, n: int, repeat: int) -> dict:
     cols = load(path, n)
     time_, event, x = cols[0], cols[1], cols[2:].T
@@ -66,11 +52,11 @@ def worker(tool: str, task: str, path: Path, n: int, repeat: int) -> dict:
         import allotrack as at
 
         if task == "km":
-            out["seconds"] = _best(lambda: at.kaplan_meier(None, time_, event), repeat)
+            out["seconds"] = best_time(lambda: at.kaplan_meier(None, time_, event), repeat)
         else:
             frame = pd.DataFrame({f"x{j}": x[:, j] for j in range(P)} | {"time": time_, "event": event})
             names = [f"x{j}" for j in range(P)]
-            out["seconds"] = _best(lambda: at.cox_ph(frame, "time", "event", covariates=names), repeat)
+            out["seconds"] = best_time(lambda: at.cox_ph(frame, "time", "event", covariates=names), repeat)
             fit = at.cox_ph(frame, "time", "event", covariates=names)
             t0 = time.perf_counter()
             _ = fit.concordance
@@ -81,13 +67,12 @@ def worker(tool: str, task: str, path: Path, n: int, repeat: int) -> dict:
         from lifelines import CoxPHFitter, KaplanMeierFitter
 
         if task == "km":
-            out["seconds"] = _best(lambda: KaplanMeierFitter().fit(time_, event), repeat)
+            out["seconds"] = best_time(lambda: KaplanMeierFitter().fit(time_, event), repeat)
         else:
             frame = pd.DataFrame({f"x{j}": x[:, j] for j in range(P)} | {"time": time_, "event": event})
             fitter = CoxPHFitter()
-            out["seconds"] = _best(lambda: fitter.fit(frame, "time", "event"), repeat)
+            out["seconds"] = best_time(lambda: fitter.fit(frame, "time", "event"), repeat)
             out["coef"] = fitter.params_.to_numpy().tolist()
-    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
 
 
@@ -103,7 +88,7 @@ invisible(f())
 best <- Inf
 for (i in seq_len(repeats)) best <- min(best, system.time(fit <- f())[["elapsed"]])
 coef <- if (task == "cox") unname(coef(fit)) else numeric(0)
-cat(jsonlite::toJSON(list(seconds = best, coef = coef, peak_mb = NA), digits = NA, auto_unbox = TRUE))
+cat(jsonlite::toJSON(list(seconds = best, coef = coef), digits = NA, auto_unbox = TRUE), "\n")
 """
 
 
@@ -111,50 +96,24 @@ def run_worker(tool: str, task: str, path: Path, n: int, repeat: int) -> dict:
     if tool == "R":
         script = path.parent / "bench.R"
         script.write_text(R_SCRIPT)
-        cmd = ["/usr/bin/time", "-f", "%M", "Rscript", str(script), task, str(path), str(n), str(repeat)]
+        cmd = ["Rscript", str(script), task, str(path), str(n), str(repeat)]
     else:
         cmd = [sys.executable, __file__, "--worker", tool, "--task", task, "--data", str(path), "--n", str(n),
                "--repeat", str(repeat)]  # fmt: skip
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, check=True)
-    except subprocess.TimeoutExpired:
-        return {"seconds": None, "note": f"> {TIMEOUT} s"}
-    except subprocess.CalledProcessError as err:
-        return {"seconds": None, "note": "failed: " + err.stderr.strip().splitlines()[-1][:80]}
-    result = json.loads(proc.stdout.strip().splitlines()[-1] if tool != "R" else proc.stdout.strip())
-    if tool == "R":
-        result["peak_mb"] = int(proc.stderr.strip().splitlines()[-1]) / 1024
-    return result
+    return run_json(cmd)
 
 
-def tools_available() -> list[str]:
-    tools = ["allotrack"]
-    try:
-        import lifelines  # noqa: F401
-
-        tools.append("lifelines")
-    except ImportError:
-        pass
-    if subprocess.run(["which", "Rscript"], capture_output=True).returncode == 0:
-        tools.append("R")
-    return tools
+def _peaks(res: dict) -> str:
+    return " / ".join(f"{res[t]['peak_mb']:.0f}" if t in res and "peak_mb" in res[t] else "–"
+                      for t in ("allotrack", "lifelines", "R"))  # fmt: skip
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--sizes", default="10000,100000,1000000")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--out", default=str(HERE / "results" / "survival.md"))
-    parser.add_argument("--worker")
-    parser.add_argument("--task")
-    parser.add_argument("--data")
-    parser.add_argument("--n", type=int)
-    args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(worker(args.worker, args.task, Path(args.data), args.n, args.repeat)))
+    args = parse_args("10000,100000,1000000", str(HERE / "results" / "survival.md"))
+    if worker_main(args, worker):
         return
     sizes = [int(float(s)) for s in args.sizes.split(",")]
-    tools = tools_available()
+    tools = tools_available("lifelines")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
@@ -168,16 +127,10 @@ def main() -> None:
         f"Run {time.strftime('%Y-%m-%d %H:%M')} on {platform.machine()} with {os.cpu_count()} cores; "
         f"best of {args.repeat} after a warm-up; peak = resident memory of the worker process.",
         "",
-        "| task | n | allotrack s | lifelines s | R survival s | allotrack ÷ fastest peer | allotrack peak MB | "
-        "max rel. coef diff vs R |",
+        "| task | n | allotrack s | lifelines s | R survival s | allotrack ÷ fastest peer "
+        "| peak MB allotrack / lifelines / R | max rel. coef diff vs R |",
         "|---|---|---|---|---|---|---|---|",
     ]
-
-    def sec(res: dict, tool: str) -> str:
-        r = res.get(tool)
-        if r is None:
-            return "not installed"
-        return f"{r['seconds']:.3f}" if r.get("seconds") is not None else r.get("note", "")
 
     for task, n, res in rows:
         peers = [res[t]["seconds"] for t in ("lifelines", "R") if t in res and res[t].get("seconds")]
@@ -192,8 +145,9 @@ def main() -> None:
         if task == "cox" and "concordance_seconds" in res["allotrack"]:
             extra = f" (+{res['allotrack']['concordance_seconds']:.2f} concordance)"
         lines.append(
-            f"| {label} | {n:,} | {sec(res, 'allotrack')}{extra} | {sec(res, 'lifelines')} | {sec(res, 'R')} "
-            f"| {ratio} | {res['allotrack']['peak_mb']:.0f} | {diff} |"
+            f"| {label} | {n:,} | {fmt_seconds(res.get('allotrack'))}{extra} | "
+            f"{fmt_seconds(res.get('lifelines'))} | {fmt_seconds(res.get('R'))} "
+            f"| {ratio} | {_peaks(res)} | {diff} |"
         )
     text = "\n".join(lines) + "\n"
     Path(args.out).write_text(text)
