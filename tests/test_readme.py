@@ -1,0 +1,20 @@
+"""The README's API example runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+
+def test_readme_example_runs(tmp_path, monkeypatch):
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    code = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    assert (tmp_path / "km.png").exists() and (tmp_path / "km.svg").exists()
+    assert namespace["fg"].converged and namespace["gray"].dof == 1
