@@ -101,6 +101,8 @@ def ice_score(orientation: int, naming: int, commands: int, writing: int, attent
 CONSCIOUSNESS = ("normal", "awakens spontaneously", "awakens to voice", "awakens to touch", "unarousable")
 SEIZURE = ("none", "rapidly resolving", "prolonged or repetitive")
 EDEMA = ("none", "focal", "diffuse")
+_SEIZURE_GRADE = {"none": 0, "rapidly resolving": 3, "prolonged or repetitive": 4}
+_EDEMA_GRADE = {"none": 0, "focal": 3, "diffuse": 4}
 
 
 @dataclass(frozen=True)
@@ -131,10 +133,9 @@ def astct_icans_grade(
         ice_grade = 0 if v == 10 else 1 if v >= 7 else 2 if v >= 3 else 3
     domains = {
         "ice": ice_grade,
-        "consciousness": {"normal": 0, "awakens spontaneously": 1, "awakens to voice": 2, "awakens to touch": 3,
-                          "unarousable": 4}[consciousness],  # fmt: skip
-        "seizure": {"none": 0, "rapidly resolving": 3, "prolonged or repetitive": 4}[seizure],
+        "consciousness": CONSCIOUSNESS.index(consciousness),
+        "seizure": _SEIZURE_GRADE[seizure],
         "motor": 4 if motor_weakness else 0,
-        "edema": {"none": 0, "focal": 3, "diffuse": 4}[edema],
+        "edema": _EDEMA_GRADE[edema],
     }
     return IcansGrade(max(domains.values()), ASTCT, domains)

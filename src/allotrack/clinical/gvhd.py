@@ -107,7 +107,7 @@ def _lower_gi(
         return OrganStage("lower_gi", 4, MAGIC + "; severe pain (± ileus) or grossly bloody stool", inputs)
     extra = _check.number("lower_gi unmeasured_episodes", unmeasured_episodes, 0, 100)
     if stool_ml is not None or extra:
-        volume = (0.0 if stool_ml is None else _check.number("lower_gi stool_ml", stool_ml, 0, 20000, "mL/day"))
+        volume = 0.0 if stool_ml is None else _check.number("lower_gi stool_ml", stool_ml, 0, 20000, "mL/day")
         if child:
             assert weight_kg is not None
             per_kg = volume / weight_kg + 3.0 * extra
