@@ -169,3 +169,29 @@ def test_nih_excluded_organ():
 def test_errors_name_field_and_value(call, message):
     with pytest.raises(InputError, match=message):
         call()
+
+
+def _d(k):
+    return date(2024, 5, 1) + __import__("datetime").timedelta(days=k)
+
+
+@pytest.mark.parametrize(
+    ("grades", "doses", "category"),
+    [
+        ([(0, 2), (2, 3)], [], "steroid-refractory"),  # progression within 3 days
+        ([(0, 2), (3, 2), (7, 2)], [], "steroid-refractory"),  # no improvement by day 7
+        ([(0, 3), (5, 2), (14, 1), (30, 1)], [], "steroid-refractory"),  # incomplete response at day 28
+        ([(0, 3), (5, 2), (14, 0), (21, 2)], [(12, 1.0)], "steroid-dependent"),  # flare during taper
+        ([(0, 3), (5, 1), (14, 0), (30, 0)], [(12, 1.0)], "steroid-sensitive"),
+        ([(0, 0), (5, 0)], [], "not evaluable"),
+    ],
+)
+def test_steroid_response(grades, doses, category):
+    res = gvhd.steroid_response(_d(0), [(_d(k), g) for k, g in grades], [(_d(k), v) for k, v in doses])
+    assert res.category == category
+
+
+def test_steroid_windows_are_parameters():
+    grades = [(_d(0), 2), (_d(4), 3)]
+    assert gvhd.steroid_response(_d(0), grades).category == "not evaluable"  # day 4 is outside the 3-day window
+    assert gvhd.steroid_response(_d(0), grades, progression_window_days=5).reason.startswith("progression")

@@ -301,3 +301,72 @@ def nih_cgvhd_severity(scores: Mapping[str, int], excluded: Sequence[str] = ()) 
     else:
         sev = "none"
     return CgvhdSeverity(sev, NIH2014, s)
+
+
+# ----------------------------------------------------------------------------------------------- steroid response
+@dataclass(frozen=True)
+class SteroidResponse:
+    category: str  # steroid-refractory, steroid-dependent, steroid-sensitive, not evaluable
+    reason: str
+    rule: str
+
+
+def steroid_response(
+    steroid_start: date,
+    grades: Sequence[tuple[date, int]],
+    doses_mg_per_kg: Sequence[tuple[date, float]] = (),
+    steroid_dose_mg_per_kg: float = 2.0,
+    progression_window_days: int = 3,
+    no_response_window_days: int = 7,
+    incomplete_response_window_days: int = 28,
+) -> SteroidResponse:
+    """Steroid-refractory / -dependent acute GVHD (EBMT–NIH–CIBMTR task force, Schoemans et al., BMT 2018;
+    windows are protocol parameters).
+
+    Refractory: progression within ``progression_window_days`` of starting ≥ ``steroid_dose_mg_per_kg``; no
+    improvement by ``no_response_window_days``; or GVHD still present after ``incomplete_response_window_days``.
+    Dependent: improvement first, then a flare while the dose is tapered below the starting dose. ``grades`` are
+    dated overall grades (0–4) including the one at the start.
+    """
+    if not grades:
+        raise InputError("steroid_response needs dated GVHD grades", column="grades")
+    items = sorted((d, _check.stage("grade", g, range(5))) for d, g in grades)
+    base = [g for d, g in items if d <= steroid_start]
+    if not base or base[-1] == 0:
+        return SteroidResponse("not evaluable", "no active GVHD at the start of steroids", "")
+    baseline = base[-1]
+    rule = (f"Schoemans 2018: >= {steroid_dose_mg_per_kg:g} mg/kg; progression by day {progression_window_days}, "
+            f"no improvement by day {no_response_window_days}, incomplete response at day "
+            f"{incomplete_response_window_days}")  # fmt: skip
+    after = [((d - steroid_start).days, g) for d, g in items if d > steroid_start]
+    for day, g in after:
+        if day <= progression_window_days and g > baseline:
+            return SteroidResponse("steroid-refractory", f"progression to grade {g} on day {day}", rule)
+    by_window = [g for day, g in after if day <= no_response_window_days]
+    later = [(day, g) for day, g in after if day >= no_response_window_days]
+    if later and min([*by_window, later[0][1]]) >= baseline:
+        return SteroidResponse("steroid-refractory", f"no improvement by day {no_response_window_days}", rule)
+    if not later and (not by_window or min(by_window) >= baseline):
+        reason = f"no improvement yet and no assessment from day {no_response_window_days}"
+        return SteroidResponse("not evaluable", reason, rule)
+    start_dose = _check.number("steroid_dose_mg_per_kg", steroid_dose_mg_per_kg, 0.1, 10, "mg/kg")
+    doses = sorted(doses_mg_per_kg)
+
+    def dose_on(day_date: date) -> float:
+        current = start_dose
+        for d, v in doses:
+            if d <= day_date:
+                current = _check.number("dose", v, 0, 20, "mg/kg")
+        return current
+
+    best = baseline
+    for day, g in after:
+        when = steroid_start.fromordinal(steroid_start.toordinal() + day)
+        if g < best:
+            best = g
+        elif g > best and best < baseline and dose_on(when) < start_dose:
+            return SteroidResponse("steroid-dependent", f"flare to grade {g} on day {day} during the taper", rule)
+    final = [(day, g) for day, g in after if day >= incomplete_response_window_days]
+    if final and final[0][1] > 0 and dose_on(steroid_start.fromordinal(steroid_start.toordinal() + final[0][0])) > 0:
+        return SteroidResponse("steroid-refractory", f"incomplete response on day {final[0][0]}", rule)
+    return SteroidResponse("steroid-sensitive", "improved without flare during the taper", rule)
