@@ -58,6 +58,11 @@ def _repeat(allele: str) -> float | None:
 
 
 def _locus_donor_percent(locus: StrLocus, exclude_stutter: bool) -> tuple[float | None, str]:
+    value, why = _locus_formula(locus, exclude_stutter)
+    return (None if value is None else min(100.0, max(0.0, value))), why  # rounding can exceed 100 by an ulp
+
+
+def _locus_formula(locus: StrLocus, exclude_stutter: bool) -> tuple[float | None, str]:
     r = list(locus.recipient) * (2 if len(locus.recipient) == 1 else 1)
     d = list(locus.donor) * (2 if len(locus.donor) == 1 else 1)
     if len(r) != 2 or len(d) != 2:
