@@ -1,8 +1,8 @@
 """Clinical rules as pure functions: acute GVHD (MAGIC, Keystone, IBMTR, steroid response, day-28 response),
-chronic GVHD (NIH 2014), CRS/ICANS (ASTCT), ELN 2022 AML response, HLA matching and DSA, count recovery,
-chimerism, CTCAE worst grades and baseline risk scores (IMWG myeloma response to come). Every function validates
-its inputs, raises :class:`allotrack.errors.InputError` naming the field and value, and returns a small result
-object that says which rule and version it applied."""
+chronic GVHD (NIH 2014), CRS/ICANS (ASTCT), ELN 2022 AML and IMWG myeloma response, HLA matching and DSA,
+count recovery, chimerism, CTCAE worst grades and baseline risk scores. Every function validates its inputs,
+raises :class:`allotrack.errors.InputError` naming the field and value, and returns a small result object that
+says which rule and version it applied."""
 
 from allotrack.clinical.chimerism import (
     Chimerism,
@@ -27,6 +27,7 @@ from allotrack.clinical.gvhd import (
     steroid_response,
 )
 from allotrack.clinical.hla import HlaMismatch, dsa_status, hla_mismatches, parse_hla
+from allotrack.clinical.myeloma_response import MyelomaLabs, imwg_assessment, imwg_response
 from allotrack.clinical.recovery import hematopoietic_recovery, neutrophil_engraftment, platelet_engraftment
 from allotrack.clinical.response import AmlResponse, best_response, eln2022_response
 from allotrack.clinical.risk_scores import (
@@ -47,6 +48,7 @@ __all__ = [
     "GvhdGrade",
     "HlaMismatch",
     "IcansGrade",
+    "MyelomaLabs",
     "OrganStage",
     "StrLocus",
     "WorstGrades",
@@ -66,6 +68,8 @@ __all__ = [
     "hla_mismatches",
     "ibmtr_index",
     "ice_score",
+    "imwg_assessment",
+    "imwg_response",
     "iss",
     "kps_to_ecog",
     "magic_grade",
