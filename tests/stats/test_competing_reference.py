@@ -216,3 +216,20 @@ def test_fine_gray_cengroup_se_differs_from_crr_by_under_0p2_percent():
         m = _fg(case)
         rel = np.abs(m.summary["se"].to_numpy() / as_float(case["se"]) - 1)
         assert rel.max() < 2e-3
+
+
+def test_survfit_aalen_johansen_ij_variance_and_log_ci():
+    aj = REF["aalen_johansen"]
+    fit = at.cumulative_incidence(dataset("mgus2_cr"), "etime", "cause", by="sex", variance="ij", conf_type="log")
+    out = fit.at(aj["times"])
+    strata = [s.split("=", 1)[1] for s in aj["strata"]]
+    times = aj["times"] * (len(strata) // len(aj["times"]))
+    for state_index, state in enumerate(aj["states"]):
+        if state not in ("1", "2"):
+            continue
+        rows = [out[(out["group"] == s) & (out["cause"] == int(state)) & (out["time"] == t)].iloc[0]
+                for s, t in zip(strata, times, strict=True)]  # fmt: skip
+        assert_close([r["estimate"] for r in rows], aj["pstate"][state_index], what="AJ estimate")
+        assert_close([r["std_err"] for r in rows], aj["std_err"][state_index], what="AJ IJ se")
+        assert_close([r["lower"] for r in rows], aj["lower"][state_index], what="AJ lower")
+        assert_close([r["upper"] for r in rows], aj["upper"][state_index], what="AJ upper")

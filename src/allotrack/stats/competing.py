@@ -135,7 +135,44 @@ def _tie_factor(d: np.ndarray, n: np.ndarray) -> np.ndarray:
         return np.where(d > 1, 1 - (d - 1) / (n - 1), 1.0)
 
 
-def _cif_curves(group: Any, time: np.ndarray, code: np.ndarray, causes: list[Any]) -> list[_CifCurve]:
+def _ij_variance(time: np.ndarray, code: np.ndarray, cause: int, at_times: np.ndarray) -> np.ndarray:
+    """Infinitesimal-jackknife variance of the Aalen–Johansen CIF (R ``survfit`` multi-state default SE).
+
+    Subject i's influence on F(t) is a_i(t) − F(t)·b_i(t) with
+    a_i(t) = Σ_{u≤t} [S(u−) ∂h_c(u)/∂w_i + ∂h(u)/∂w_i · F(u)/(1 − h(u))], b_i(t) = Σ_{u≤t} ∂h(u)/∂w_i/(1 − h(u)),
+    ∂h(u)/∂w_i = (dN_i(u) − h(u) Y_i(u))/n(u). Everyone still at risk after t shares one value; those whose
+    time is ≤ t have fixed (α_i, β_i); so V(t) = Σ_{T_i≤t}(α_i − F β_i)² + n(t+)·(A − F B)² by cumulative sums.
+    """
+    order = np.argsort(time, kind="stable")
+    t, c = time[order], code[order]
+    ut, first = np.unique(t, return_index=True)
+    idx = np.searchsorted(ut, t)
+    n = (t.size - first).astype(float)
+    ev = (c > 0).astype(float)
+    evc = (c == cause).astype(float)
+    h = np.bincount(idx, weights=ev, minlength=ut.size) / n
+    hc = np.bincount(idx, weights=evc, minlength=ut.size) / n
+    surv = np.cumprod(1 - h)
+    s_minus = np.concatenate(([1.0], surv[:-1]))
+    f = np.cumsum(s_minus * hc)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.where(h < 1, 1 / (1 - h), 0.0)
+    a_cum = np.cumsum(s_minus * (-hc / n) + (-h / n) * f * inv)
+    b_cum = np.cumsum((-h / n) * inv)
+    alpha = a_cum[idx] + s_minus[idx] * evc / n[idx] + (ev / n[idx]) * f[idx] * inv[idx]
+    beta = b_cum[idx] + (ev / n[idx]) * inv[idx]
+    k = np.searchsorted(ut, at_times, side="right") - 1
+    done = np.searchsorted(t, at_times, side="right")  # subjects with T_i ≤ t
+    cum = [np.concatenate(([0.0], np.cumsum(x))) for x in (alpha**2, alpha * beta, beta**2)]
+    ft = f[k]
+    fixed = cum[0][done] - 2 * ft * cum[1][done] + ft**2 * cum[2][done]
+    shared = (t.size - done) * (a_cum[k] - ft * b_cum[k]) ** 2
+    return fixed + shared
+
+
+def _cif_curves(
+    group: Any, time: np.ndarray, code: np.ndarray, causes: list[Any], variance: str = "cmprsk"
+) -> list[_CifCurve]:
     k = len(causes)
     ut, n, counts = _group_counts(time, code, k)
     d_all = counts[:, 1:].sum(axis=1)
@@ -158,6 +195,9 @@ def _cif_curves(group: Any, time: np.ndarray, code: np.ndarray, causes: list[Any
         v3 = np.cumsum((w_c + w_o) * inv_s**2)
         var = v1 + f**2 * v3 - 2 * f * v2
         at_c = dc > 0
+        if variance == "ij":
+            var = np.zeros_like(f)
+            var[at_c] = _ij_variance(time, code, c, ut[at_c])
         out.append(
             _CifCurve(
                 group=group, cause=causes[c - 1], time=ut[at_c], n_risk=n[at_c], n_event=dc[at_c],
@@ -187,11 +227,17 @@ def cumulative_incidence(
     conf_level: float = 0.95,
     conf_type: str = "log-log",
     censor: Any = 0,
+    variance: str = "cmprsk",
 ) -> CumulativeIncidence:
     """Cumulative incidence functions of all causes, by group (R ``cmprsk::cuminc(ftime, fstatus, group)``).
 
     ``event`` holds 0 (or the ``censor`` value) for censored rows and a code or label per cause.
+    ``variance="cmprsk"`` (default) is cuminc's Aalen-type variance; ``variance="ij"`` is the infinitesimal
+    jackknife that R ``survfit(Surv(time, factor(event)) ~ by)`` reports — with ``conf_type="log"`` the
+    intervals are survfit's Aalen–Johansen intervals.
     """
+    if variance not in ("cmprsk", "ij"):
+        raise InputError(f"variance must be 'cmprsk' or 'ij', not {variance!r}")
     if conf_type not in CIF_CONF_TYPES:
         raise InputError(f"conf_type must be one of {CIF_CONF_TYPES}, not {conf_type!r}")
     if not 0 < conf_level < 1:
@@ -206,7 +252,7 @@ def cumulative_incidence(
     all_cause = []
     for j, label in enumerate(labels):
         rows = g == j
-        curves.extend(_cif_curves(label, t[rows], codes[rows], causes))
+        curves.extend(_cif_curves(label, t[rows], codes[rows], causes, variance))
         ut, n, counts = _group_counts(t[rows], codes[rows], len(causes))
         all_cause.append((ut, n, np.cumprod(1 - counts[:, 1:].sum(axis=1) / n)))
     # order as cmprsk: cause-major, then group
