@@ -135,3 +135,20 @@ def test_mst_alert():
     assert not ch.mst_gvhd_alert(2.5, 7, []).alert
     with pytest.raises(InputError, match="unknown symptom"):
         ch.mst_gvhd_alert(2.5, 7, ["cough"])
+
+
+def test_kinetics_per_patient():
+    origin = date(2025, 3, 1)
+    results = [
+        (date(2025, 3, 8), ch.qpcr_donor_percent(33.0, 25.0, 26.0, 25.0, marker_owner="donor")),
+        (date(2025, 3, 2), ch.qpcr_donor_percent(None, 25.0, 26.0, 25.0, marker_owner="donor")),
+        (date(2025, 3, 15), ch.Chimerism(12.0, "STR", "CD3", 5.0)),
+        (date(2025, 3, 29), ch.Chimerism(3.0, "STR", "CD3", 5.0)),
+    ]
+    rows = ch.chimerism_kinetics(results, origin=origin)
+    assert [r["day"] for r in rows] == [1.0, 7.0, 14.0, 28.0]
+    assert [r["category"] for r in rows] == ["not detected", "low-level", "mixed", "not detected"]
+    assert rows[0]["below_lod"] and rows[1]["change"] == pytest.approx(100 / 128 - 0.0)
+    assert rows[2]["change"] is None and rows[3]["change"] == pytest.approx(-9.0)
+    with pytest.raises(InputError, match="need an origin"):
+        ch.chimerism_kinetics(results)

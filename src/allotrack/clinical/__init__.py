@@ -7,6 +7,7 @@ says which rule and version it applied."""
 from allotrack.clinical.chimerism import (
     Chimerism,
     StrLocus,
+    chimerism_kinetics,
     classify_chimerism,
     fish_donor_percent,
     mst_gvhd_alert,
@@ -55,6 +56,7 @@ __all__ = [
     "astct_crs_grade",
     "astct_icans_grade",
     "best_response",
+    "chimerism_kinetics",
     "classify_chimerism",
     "dsa_status",
     "durie_salmon",

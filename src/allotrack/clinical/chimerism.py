@@ -219,3 +219,31 @@ def mst_gvhd_alert(
     if not symptoms:
         return GvhdAlert(False, f"donor chimerism {p:g}% without symptoms: repeat testing")
     return GvhdAlert(True, f"donor chimerism {p:g}% > {threshold:g}% on day {day:g} with {', '.join(symptoms)}")
+
+
+def chimerism_kinetics(
+    results: Sequence[tuple[object, Chimerism]], origin: object | None = None, **category_options: object
+) -> list[dict[str, object]]:
+    """One patient's chimerism over time: rows in date order with day (from ``origin`` when dates are given),
+    donor %, assay, lineage, LoD, category and the change from the previous result of the same lineage. Results
+    below the LoD keep ``below_lod=True`` and are never shown as an exact 0 %."""
+    from datetime import date as _date
+
+    rows: list[dict[str, object]] = []
+    last: dict[str, float] = {}
+    for when, res in sorted(results, key=lambda x: x[0]):  # type: ignore[arg-type, return-value]
+        if isinstance(when, _date):
+            if not isinstance(origin, _date):
+                raise InputError("dated results need an origin date (e.g. the first infusion)", column="origin")
+            day: float = float((when - origin).days)
+        else:
+            day = _check.number("day", when)
+        previous = last.get(res.lineage)
+        rows.append({
+            "day": day, "donor_percent": res.donor_percent, "assay": res.assay, "lineage": res.lineage,
+            "lod_percent": res.lod_percent, "below_lod": res.below_lod,
+            "category": classify_chimerism(res, **category_options),  # type: ignore[arg-type]
+            "change": None if previous is None else res.donor_percent - previous,
+        })  # fmt: skip
+        last[res.lineage] = res.donor_percent
+    return rows
