@@ -1,0 +1,70 @@
+"""Declarative endpoint definitions (``reference/clinical-definitions.md`` §5.1; ELN 2022; Holtan et al.,
+Blood 2015 for GRFS).
+
+An endpoint has an origin, the event kinds that end it and, for competing-risk endpoints, the competing kinds.
+Status is 1 for the first event kind found, 2 for a competing kind (competing endpoints), 0 when censored at
+the last contact. When an event and a competing event fall on the same day, the one listed first wins:
+relapse on the day of death counts as relapse (so NRM sees a competing relapse, CIR an event).
+
+Event kinds: ``death``; ``relapse`` (any row of the relapses table); ``death_without_relapse``;
+``agvhd_2_4`` / ``agvhd_3_4`` (first acute GVHD assessment of grade ≥ 2 / ≥ 3);
+``cgvhd_systemic`` (chronic GVHD needing systemic therapy); ``refractory`` (no remission within the
+endpoint's ``landmark_days``; the event is set on day 1 as ELN 2022 does for EFS).
+Origins: ``diagnosis``, ``randomization``, ``first_course``, ``first_infusion``, ``first_remission``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+ORIGINS = ("diagnosis", "randomization", "first_course", "first_infusion", "first_remission")
+KINDS = ("death", "relapse", "death_without_relapse", "agvhd_2_4", "agvhd_3_4", "cgvhd_systemic", "refractory")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    label: str
+    origin: str
+    events: tuple[str, ...]
+    competing: tuple[str, ...] = ()
+    landmark_days: int | None = None  # for "refractory"
+
+    def __post_init__(self) -> None:
+        if self.origin not in ORIGINS:
+            raise ValueError(f"endpoint {self.name}: origin must be one of {ORIGINS}, not {self.origin!r}")
+        for kind in (*self.events, *self.competing):
+            if kind not in KINDS:
+                raise ValueError(f"endpoint {self.name}: unknown event kind {kind!r}; kinds are {KINDS}")
+
+    @property
+    def is_competing(self) -> bool:
+        return bool(self.competing)
+
+
+ENDPOINTS: Mapping[str, Endpoint] = {
+    e.name: e
+    for e in (
+        Endpoint("os", "Overall survival", "diagnosis", ("death",)),
+        Endpoint("lfs", "Leukaemia-free survival (from first remission)", "first_remission", ("relapse", "death")),
+        Endpoint("pfs", "Progression-free survival (from the first course)", "first_course", ("relapse", "death")),
+        Endpoint("efs", "Event-free survival", "diagnosis", ("refractory", "relapse", "death"), landmark_days=180),
+        Endpoint(
+            "cir",
+            "Cumulative incidence of relapse (from first remission)",
+            "first_remission",
+            ("relapse",),
+            ("death_without_relapse",),
+        ),
+        Endpoint("nrm", "Non-relapse mortality", "first_infusion", ("death_without_relapse",), ("relapse",)),
+        Endpoint(
+            "grfs",
+            "GVHD-free relapse-free survival",
+            "first_infusion",
+            ("agvhd_3_4", "cgvhd_systemic", "relapse", "death"),
+        ),
+        Endpoint("agvhd", "Acute GVHD grade II-IV", "first_infusion", ("agvhd_2_4",), ("death",)),
+        Endpoint("cgvhd", "Chronic GVHD needing systemic therapy", "first_infusion", ("cgvhd_systemic",), ("death",)),
+    )
+}
