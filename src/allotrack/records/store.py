@@ -1,0 +1,168 @@
+"""The record store: SQLAlchemy 2 tables built from :mod:`allotrack.records.schema`, an SQLite file by default
+and PostgreSQL for multi-user deployments (``ALLOTRACK_DATABASE_URL`` or an explicit URL), created and upgraded
+by Alembic migrations.
+
+Every row carries its centre, creator, creation time and a soft-delete flag (with a reason), so the web
+application's audit trail and access control need no schema rewrite; nothing is ever hard-deleted. Each row
+also stores a content hash (unique per table): importing the same records twice adds nothing.
+
+An import validates the stored records together with the new ones (references, duplicate keys, chronology) and
+writes nothing unless all of it is valid; a valid import is one transaction.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from allotrack.records.schema import TABLES, Column, Records
+from allotrack.records.validate import validate_records
+
+DEFAULT_URL = "sqlite:///allotrack.db"
+AUDIT_COLUMNS = ("row_id", "record_hash", "centre_code", "created_by", "created_at", "deleted", "deleted_reason")
+
+
+def database_url(url: str | None = None) -> str:
+    return url or os.environ.get("ALLOTRACK_DATABASE_URL") or DEFAULT_URL
+
+
+def _sa_type(col: Column) -> Any:
+    types: dict[str, Any] = {"date": sa.Date(), "number": sa.Float(), "integer": sa.Integer(), "bool": sa.Boolean()}
+    return types.get(col.kind, sa.String(200))
+
+
+def build_metadata() -> sa.MetaData:
+    """One SQL table per record table, plus the audit columns."""
+    md = sa.MetaData()
+    for spec in TABLES.values():
+        sa.Table(
+            spec.name, md,
+            sa.Column("row_id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("record_hash", sa.String(16), nullable=False, unique=True),
+            *[sa.Column(c.name, _sa_type(c), nullable=True, index=c.name == "patient_id") for c in spec.columns],
+            sa.Column("centre_code", sa.String(50)),
+            sa.Column("created_by", sa.String(100), nullable=False),
+            sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+            sa.Column("deleted", sa.Boolean, nullable=False, default=False),
+            sa.Column("deleted_reason", sa.String(500)),
+        )  # fmt: skip
+    return md
+
+
+METADATA = build_metadata()
+
+
+def row_hashes(frame: pd.DataFrame, table: str) -> pd.Series:
+    """Content hash of each (typed) row over the table's schema columns (16 hex digits)."""
+    parts = {}
+    for c in TABLES[table].columns:
+        col = frame[c.name] if c.name in frame.columns else pd.Series([None] * len(frame))
+        if c.kind in ("number", "integer"):
+            col = pd.to_numeric(col, errors="coerce").astype("float64")
+        parts[c.name] = col.astype("string").fillna("\x00")
+    h = pd.util.hash_pandas_object(pd.DataFrame(parts), index=False)
+    return pd.Series([f"{int(v):016x}" for v in h], index=frame.index)
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    added: dict[str, int]
+    already_present: dict[str, int]
+    dry_run: bool
+
+
+class Store:
+    """Records in a database. ``Store()`` opens the SQLite default; ``Store("postgresql+psycopg://...")``."""
+
+    def __init__(self, url: str | None = None) -> None:
+        self.url = database_url(url)
+        self.engine: Engine = sa.create_engine(self.url, future=True)
+
+    def init(self) -> None:
+        """Create or upgrade the schema with Alembic (``alembic upgrade head``)."""
+        from alembic import command
+        from alembic.config import Config
+
+        cfg = Config()
+        cfg.set_main_option("script_location", str(Path(str(files("allotrack.records") / "migrations"))))
+        cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def load(self) -> Records:
+        """All current (not deleted) records, typed as the schema says."""
+        out = {}
+        with self.engine.connect() as conn:
+            for name, spec in TABLES.items():
+                table = METADATA.tables[name]
+                cols = [table.c[c.name] for c in spec.columns]
+                rows = conn.execute(sa.select(*cols).where(table.c.deleted.is_(False))).all()
+                frame = pd.DataFrame(rows, columns=[c.name for c in spec.columns])
+                for c in spec.columns:
+                    if c.kind == "date":
+                        frame[c.name] = pd.to_datetime(frame[c.name])
+                out[name] = frame
+        return Records(out)
+
+    def import_records(
+        self, records: Records, user: str = "import", centre: str | None = None, dry_run: bool = False
+    ) -> ImportReport:
+        """Validate the stored and the new records together; insert the new rows in one transaction (or, with
+        ``dry_run``, only report). Rows already stored (same content) are skipped."""
+        existing = self.load()
+        new_rows: dict[str, pd.DataFrame] = {}
+        present: dict[str, int] = {}
+        combined: dict[str, pd.DataFrame] = {}
+        for name in TABLES:
+            incoming = records[name]
+            if not len(incoming):
+                combined[name] = existing[name]
+                continue
+            hashes = row_hashes(_typed(incoming, name), name).set_axis(incoming.index)
+            stored = set(row_hashes(_typed(existing[name], name), name)) if len(existing[name]) else set()
+            fresh = ~hashes.isin(stored) & ~hashes.duplicated()
+            present[name] = int((~fresh).sum())
+            new_rows[name] = incoming[fresh.to_numpy()].assign(record_hash=hashes[fresh].to_numpy())
+            fresh_typed = _typed(new_rows[name].drop(columns="record_hash"), name)
+            parts = [p for p in (existing[name], fresh_typed) if len(p)]
+            combined[name] = pd.concat(parts, ignore_index=True) if parts else fresh_typed
+        checked = validate_records(Records(combined))  # raises ValidationError listing every problem
+        added = {k: len(v) for k, v in new_rows.items() if len(v)}
+        if dry_run or not added:
+            return ImportReport(added, present, dry_run)
+        now = datetime.now(UTC)
+        with self.engine.begin() as conn:
+            for name, frame in new_rows.items():
+                if not len(frame):
+                    continue
+                typed = checked[name].iloc[len(existing[name]) :].reset_index(drop=True)
+                payload = typed.assign(record_hash=frame["record_hash"].to_numpy(), centre_code=centre,
+                                       created_by=user, created_at=now, deleted=False)  # fmt: skip
+                payload = payload.astype(object).where(payload.notna(), None)
+                for c in TABLES[name].columns:
+                    if c.kind == "date":
+                        payload[c.name] = [None if v is None else v.date() for v in payload[c.name]]
+                rows: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in payload.to_dict("records")]
+                conn.execute(METADATA.tables[name].insert(), rows)
+        return ImportReport(added, present, False)
+
+
+def _typed(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    """Type the columns exactly as validation does, so hashes of stored and incoming rows agree."""
+    from allotrack.records.validate import _check_column
+
+    scratch: list = []  # problems are reported by the real validation pass
+    out = {}
+    for c in TABLES[name].columns:
+        raw = frame[c.name] if c.name in frame.columns else pd.Series([None] * len(frame), dtype="object")
+        out[c.name] = _check_column(name, c, raw.reset_index(drop=True), scratch)
+    return pd.DataFrame(out)

@@ -1,0 +1,158 @@
+"""The record store on SQLite and PostgreSQL, importers and the CLI: all-or-nothing, idempotent imports."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "endpoints"))
+from test_derive import history
+
+from allotrack.cli import app
+from allotrack.errors import AllotrackError, InputError
+from allotrack.records import ValidationError
+from allotrack.records.importers import read_tables
+from allotrack.records.store import METADATA, Store
+
+PG_URL = os.environ.get("ALLOTRACK_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+def _postgres_available() -> bool:
+    try:
+        with sa.create_engine(PG_URL).connect():
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        s = Store(f"sqlite:///{tmp_path / 'records.db'}")
+    else:
+        if not _postgres_available():
+            pytest.skip("no PostgreSQL server at 127.0.0.1:5432 (CI and the developer machines have one)")
+        s = Store(PG_URL)
+        METADATA.drop_all(s.engine)
+        with s.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    s.init()
+    yield s
+    if request.param == "postgresql":
+        METADATA.drop_all(s.engine)
+        with s.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    s.engine.dispose()
+
+
+def test_import_round_trip_and_idempotent(store):
+    first = store.import_records(history(), user="coordinator", centre="C01")
+    assert first.added == {"patients": 5, "donors": 6, "courses": 6, "infusions": 5, "gvhd": 2, "responses": 5,
+                           "relapses": 2, "deaths": 4, "follow_up": 5}  # fmt: skip
+    again = store.import_records(history())
+    assert again.added == {} and again.already_present["patients"] == 5
+    back = store.load()
+    original = history()
+    for table in ("patients", "deaths", "infusions"):
+        assert len(back[table]) == len(original[table])
+    assert set(back["deaths"]["date"].dt.strftime("%Y-%m-%d")) == {
+        "2020-10-27",
+        "2020-05-30",
+        "2020-03-31",
+        "2020-04-30",
+    }
+    with store.engine.connect() as conn:
+        audit = conn.execute(
+            sa.select(METADATA.tables["patients"].c.created_by, METADATA.tables["patients"].c.centre_code)
+        ).all()
+    assert set(audit) == {("coordinator", "C01")}
+
+
+def test_invalid_import_writes_nothing(store):
+    store.import_records(history())
+    more = {"patients": pd.DataFrame({"patient_id": ["p6"], "sex": ["F"], "diagnosis": ["AML"], "diagnosis_date": ["2021-01-01"]}),
+            "deaths": pd.DataFrame({"patient_id": ["p6", "p7"], "date": ["2020-12-01", "2021-02-01"]})}  # fmt: skip
+    from allotrack.records import Records
+
+    with pytest.raises(ValidationError) as info:
+        store.import_records(Records(more))
+    rules = [p.rule for p in info.value.problems]
+    assert "death before diagnosis" in rules and "refers to an unknown patient" in rules
+    assert len(store.load()["patients"]) == 5  # the valid p6 row was not written either
+
+
+def test_dry_run_reports_without_writing(store):
+    report = store.import_records(history(), dry_run=True)
+    assert report.dry_run and report.added["patients"] == 5
+    assert len(store.load()["patients"]) == 0
+
+
+def test_csv_excel_and_mapping(tmp_path):
+    h = history()
+    pats = (
+        h["patients"]
+        .rename(columns={"patient_id": "Patient ID"})
+        .assign(sex=["male", "female", "male", "female", "male"])
+    )
+    pats.to_csv(tmp_path / "Baseline.csv", index=False)
+    with pd.ExcelWriter(tmp_path / "study.xlsx") as xl:
+        for name in ("deaths", "follow_up"):
+            h[name].to_excel(xl, sheet_name=name, index=False)
+    mapping = tmp_path / "map.toml"
+    mapping.write_text('[tables]\n"Baseline" = "patients"\n\n[patients.rename]\n"Patient ID" = "patient_id"\n\n'
+                       '[patients.recode.sex]\n"male" = "M"\n"female" = "F"\n')  # fmt: skip
+    recs = read_tables([tmp_path / "Baseline.csv", tmp_path / "study.xlsx"], mapping)
+    assert list(recs["patients"]["sex"]) == ["M", "F", "M", "F", "M"]
+    assert list(recs["patients"]["patient_id"]) == ["p1", "p2", "p3", "p4", "p5"]
+    assert len(recs["deaths"]) == 4
+    with pytest.raises(InputError, match="'Baseline' in Baseline.csv is not a record table"):
+        read_tables([tmp_path / "Baseline.csv"])
+    bad_map = tmp_path / "bad.toml"
+    bad_map.write_text('[tables]\n"Baseline" = "people"\n')
+    with pytest.raises(InputError, match="unknown table 'people'"):
+        read_tables([tmp_path / "Baseline.csv"], bad_map)
+
+
+def test_cli_import_and_derive(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name, frame in history().tables.items():
+        frame.to_csv(f"{name}.csv", index=False)
+    files = sorted(str(p) for p in tmp_path.glob("*.csv"))
+    runner = CliRunner()
+    db = f"sqlite:///{tmp_path / 's.db'}"
+    assert runner.invoke(app, ["db", "init", "--db", db]).exit_code == 0
+    r = runner.invoke(app, ["import", *files, "--db", db])
+    assert r.exit_code == 0 and "Added: 5 patients" in r.output
+    assert "nothing new" in runner.invoke(app, ["import", *files, "--db", db]).output
+    r = runner.invoke(app, ["derive", "--db", db, "--out", "d.csv", "--endpoints", "os,cir"])
+    assert r.exit_code == 0, r.output
+    d = pd.read_csv(tmp_path / "d.csv")
+    assert list(d["os_time"]) == [300, 150, 400, 90, 120]
+    pd.DataFrame({"patient_id": ["p9"], "date": ["2020-05-01"]}).to_csv("deaths_extra.csv", index=False)
+    Path("deaths_extra.csv").rename("deaths.csv")
+    r = runner.invoke(app, ["import", "deaths.csv", "--db", db])
+    assert r.exit_code == 1 and "refers to an unknown patient" in r.output and "p9" not in r.output
+
+
+cells = st.one_of(st.text(max_size=12), st.sampled_from(["", "2020-01-01", "M", "F", "AML", "-3", "1e400", "NaN"]))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(cells, cells, cells, cells), min_size=1, max_size=8))
+def test_fuzzed_csv_only_fails_with_validation_errors(tmp_path, rows):
+    path = tmp_path / "patients.csv"
+    pd.DataFrame(rows, columns=["patient_id", "sex", "diagnosis", "diagnosis_date"]).to_csv(path, index=False)
+    from allotrack.records import validate_records
+
+    try:
+        validate_records(read_tables([path]))
+    except AllotrackError:
+        pass
