@@ -139,11 +139,16 @@ def validate_records(records: Records, today: date | None = None) -> Records:
     return Records(clean)
 
 
+def _dates_of(keys: pd.Series, by_patient: pd.Series) -> pd.Series:
+    """Look up a per-patient date for each row (typed as dates even when a table is empty)."""
+    return pd.to_datetime(keys.map(by_patient))
+
+
 def _chronology(t: dict[str, pd.DataFrame]) -> list[Problem]:
     problems: list[Problem] = []
     diag = t["patients"].drop_duplicates("patient_id").set_index("patient_id")["diagnosis_date"]
     death = t["deaths"].drop_duplicates("patient_id").set_index("patient_id")["date"]
-    for r in _rows(t["deaths"]["date"] < t["deaths"]["patient_id"].map(diag)):
+    for r in _rows(t["deaths"]["date"] < _dates_of(t["deaths"]["patient_id"], diag)):
         problems.append(Problem("deaths", r, "date", str(t["deaths"]["date"].iloc[r].date()), "death before diagnosis"))
     dated = [("courses", "start_date"), ("infusions", "date"), ("labs", "date"), ("chimerism", "date"),
              ("gvhd", "date"), ("crs", "date"), ("responses", "date"), ("relapses", "date"),
@@ -152,10 +157,10 @@ def _chronology(t: dict[str, pd.DataFrame]) -> list[Problem]:
         frame = t[table]
         if not len(frame):
             continue
-        d_death = frame["patient_id"].map(death)
+        d_death = _dates_of(frame["patient_id"], death)
         for r in _rows(frame[col] > d_death):
             problems.append(Problem(table, r, col, str(frame[col].iloc[r].date()), "after the patient's death"))
-        for r in _rows(frame[col] < frame["patient_id"].map(diag) - pd.Timedelta(days=365)):
+        for r in _rows(frame[col] < _dates_of(frame["patient_id"], diag) - pd.Timedelta(days=365)):
             problems.append(Problem(table, r, col, str(frame[col].iloc[r].date()), "more than a year before diagnosis"))
     c = t["courses"]
     for r in _rows(c["end_date"] < c["start_date"]):
@@ -164,8 +169,8 @@ def _chronology(t: dict[str, pd.DataFrame]) -> list[Problem]:
     resp, rel = t["responses"], t["relapses"]
     if len(rel):
         first_rem = resp[resp["category"].isin(REMISSIONS)].groupby("patient_id")["date"].min()
-        rem = rel["patient_id"].map(first_rem)
-        relapse_kind = rel["kind"].fillna("hematologic") != "progression"  # myeloma progression needs no remission
+        rem = _dates_of(rel["patient_id"], first_rem)
+        relapse_kind = rel["kind"] != "progression"  # myeloma progression needs no remission (missing = relapse)
         for r in _rows(relapse_kind & (rem.isna() | (rel["date"] < rem))):
             problems.append(Problem("relapses", r, "date", str(rel["date"].iloc[r].date()),
                                     "relapse before the first remission (or without any remission)"))  # fmt: skip
@@ -174,7 +179,7 @@ def _chronology(t: dict[str, pd.DataFrame]) -> list[Problem]:
         latest = pd.concat([t[table][["patient_id", col]].rename(columns={col: "d"}) for table, col in dated]
                            + [t["deaths"][["patient_id", "date"]].rename(columns={"date": "d"})])  # fmt: skip
         last = latest.groupby("patient_id")["d"].max()
-        for r in _rows(fu["last_contact_date"] < fu["patient_id"].map(last)):
+        for r in _rows(fu["last_contact_date"] < _dates_of(fu["patient_id"], last)):
             problems.append(Problem("follow_up", r, "last_contact_date", str(fu["last_contact_date"].iloc[r].date()),
                                     "last contact before the patient's latest dated record"))  # fmt: skip
     return problems
