@@ -141,6 +141,8 @@ def validate_records(records: Records, today: date | None = None) -> Records:
 
 def _dates_of(keys: pd.Series, by_patient: pd.Series) -> pd.Series:
     """Look up a per-patient date for each row (typed as dates even when a table is empty)."""
+    if not len(keys) or not len(by_patient):
+        return pd.Series(pd.NaT, index=keys.index, dtype="datetime64[ns]")
     return pd.to_datetime(keys.map(by_patient))
 
 
