@@ -155,5 +155,44 @@ def derive(
     console.print(f"{len(derived.data)} patients, {len(derived.endpoints)} endpoints written to [bold]{out}[/bold]")
 
 
+export_app = typer.Typer(help="Exports: CDISC ADaM ADTTE, de-identified copies.")
+app.add_typer(export_app, name="export")
+
+
+@export_app.command("adtte")
+def export_adtte(
+    out: Path = typer.Option(Path("adtte.csv"), help="ADTTE file (.csv or .parquet)"),
+    endpoints: str = typer.Option("os,lfs,cir,nrm,grfs,efs", help="Comma-separated endpoint names"),
+    db: str | None = DB_OPTION,
+) -> None:
+    """CDISC ADaM ADTTE: one row per patient and endpoint (CNSR 0 event, 1 censored, 2 competing event)."""
+    from allotrack.endpoints import derive_endpoints
+    from allotrack.endpoints.adtte import adtte
+    from allotrack.records.store import Store
+
+    rows = adtte(derive_endpoints(Store(db).load(), endpoints=[e.strip() for e in endpoints.split(",") if e]))
+    rows.to_parquet(out, index=False) if out.suffix == ".parquet" else rows.to_csv(out, index=False)
+    console.print(f"{len(rows)} ADTTE rows written to [bold]{out}[/bold]")
+
+
+@export_app.command("deidentified")
+def export_deidentified(
+    out_dir: Path = typer.Option(Path("deidentified"), help="Folder for one CSV per table"),
+    secret_file: Path = typer.Option(..., help="File holding the date-shift secret (≥ 16 characters)"),
+    key_out: Path = typer.Option(Path("deidentification-key.csv"), help="Private key table (keep it apart)"),
+    db: str | None = DB_OPTION,
+) -> None:
+    """De-identified copy of the records: study codes, per-patient date shifts, ages over 89 as 90+."""
+    from allotrack.records.deidentify import deidentify
+    from allotrack.records.store import Store
+
+    result = deidentify(Store(db).load(), secret=secret_file.read_text().strip())
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, frame in result.records.tables.items():
+        frame.to_csv(out_dir / f"{name}.csv", index=False)
+    result.key.to_csv(key_out, index=False)
+    console.print(f"De-identified tables in [bold]{out_dir}[/bold]; key table (private) in {key_out}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -156,3 +156,22 @@ def test_fuzzed_csv_only_fails_with_validation_errors(tmp_path, rows):
         validate_records(read_tables([path]))
     except AllotrackError:
         pass
+
+
+def test_cli_exports(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    db = f"sqlite:///{tmp_path / 'x.db'}"
+    s = Store(db)
+    s.init()
+    s.import_records(history())
+    runner = CliRunner()
+    r = runner.invoke(app, ["export", "adtte", "--db", db, "--out", "a.csv", "--endpoints", "os,cir"])
+    assert r.exit_code == 0, r.output
+    a = pd.read_csv(tmp_path / "a.csv")
+    assert len(a) == 5 + 4 and set(a["CNSR"]) == {0, 1, 2}
+    (tmp_path / "secret.txt").write_text("0123456789abcdef-secret")
+    r = runner.invoke(app, ["export", "deidentified", "--db", db, "--secret-file", "secret.txt", "--out-dir", "deid"])
+    assert r.exit_code == 0, r.output
+    pats = pd.read_csv(tmp_path / "deid" / "patients.csv")
+    assert not set(pats["patient_id"]) & {"p1", "p2", "p3", "p4", "p5"}
+    assert len(pd.read_csv(tmp_path / "deidentification-key.csv")) == 5

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from allotrack.endpoints.definitions import ENDPOINTS, Endpoint
+from allotrack.records.dates import completed_years
 from allotrack.records.schema import REMISSIONS, Records
 from allotrack.records.validate import validate_records
 
@@ -117,8 +118,7 @@ def _endpoint(ep: Endpoint, dates: dict[str, pd.Series], last: pd.Series, last_s
 def _covariates(t: Records, ids: pd.Index, dates: dict[str, pd.Series], early_death_days: int) -> pd.DataFrame:
     p = t["patients"].set_index("patient_id").reindex(ids)
     age = p["age_at_diagnosis"].astype("Float64")
-    from_birth = ((p["diagnosis_date"] - p["birth_date"]).dt.days / 365.25).astype("Float64")
-    age = age.fillna(from_birth.apply(np.floor))
+    age = age.fillna(completed_years(p["birth_date"], p["diagnosis_date"]))
     courses = t["courses"].groupby("patient_id").size().reindex(ids, fill_value=0)
     infusions = t["infusions"].sort_values("date")
     first_inf = infusions.drop_duplicates("patient_id").set_index("patient_id").reindex(ids)
@@ -130,11 +130,7 @@ def _covariates(t: Records, ids: pd.Index, dates: dict[str, pd.Series], early_de
     no_link = first_inf["donor_id"].isna().to_numpy()
     donor.loc[no_link] = fallback.loc[no_link]
     at_date = dates["first_infusion"].fillna(p["diagnosis_date"])
-    donor_age = (
-        donor["age"]
-        .astype("Float64")
-        .fillna(((at_date - donor["birth_date"]).dt.days / 365.25).apply(np.floor).astype("Float64"))
-    )
+    donor_age = donor["age"].astype("Float64").fillna(completed_years(donor["birth_date"], at_date))
     resp = t["responses"]
     rank = resp["category"].map({c: i for i, c in enumerate(RESPONSE_ORDER)})
     best = resp.assign(rank=rank).sort_values("rank").drop_duplicates("patient_id").set_index("patient_id")["category"]
