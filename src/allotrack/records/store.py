@@ -147,13 +147,31 @@ class Store:
                 typed = checked[name].iloc[len(existing[name]) :].reset_index(drop=True)
                 payload = typed.assign(record_hash=frame["record_hash"].to_numpy(), centre_code=centre,
                                        created_by=user, created_at=now, deleted=False)  # fmt: skip
-                payload = payload.astype(object).where(payload.notna(), None)
-                for c in TABLES[name].columns:
-                    if c.kind == "date":
-                        payload[c.name] = [None if v is None else v.date() for v in payload[c.name]]
-                rows: list[dict[str, Any]] = [{str(k): v for k, v in r.items()} for r in payload.to_dict("records")]
-                conn.execute(METADATA.tables[name].insert(), rows)
+                _bulk_insert(conn, name, payload)
         return ImportReport(added, present, False)
+
+
+def _bulk_insert(conn: sa.Connection, name: str, payload: pd.DataFrame) -> None:
+    """executemany through the driver with row tuples (no per-row dicts or statement compilation)."""
+    table = METADATA.tables[name]
+    cols = [c.name for c in table.columns if c.name != "row_id"]
+    frame = payload.reindex(columns=cols)
+    for c in TABLES[name].columns:
+        if c.kind == "date":
+            frame[c.name] = frame[c.name].dt.date
+    values = frame.astype(object).where(frame.notna(), None)
+    stamp = payload["created_at"].iloc[0].to_pydatetime()
+    if conn.dialect.name == "sqlite":  # SQLAlchemy's SQLite DateTime storage format (naive UTC)
+        stamp = stamp.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
+    values["created_at"] = [stamp] * len(values)
+    marks = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":1"}.get(conn.dialect.paramstyle, "?")
+    if conn.dialect.paramstyle == "numeric":
+        placeholders = ", ".join(f":{i + 1}" for i in range(len(cols)))
+    else:
+        placeholders = ", ".join([marks] * len(cols))
+    quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in cols)
+    sql = f"INSERT INTO {conn.dialect.identifier_preparer.quote(name)} ({quoted}) VALUES ({placeholders})"
+    conn.exec_driver_sql(sql, list(values.itertuples(index=False, name=None)))
 
 
 def _typed(frame: pd.DataFrame, name: str) -> pd.DataFrame:

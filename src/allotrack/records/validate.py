@@ -54,12 +54,18 @@ def _rows(mask: pd.Series) -> list[int]:
 
 
 def _check_column(table: str, col: Column, raw: pd.Series, problems: list[Problem]) -> pd.Series:
-    present = raw.notna() & (raw.astype(str).str.strip() != "")
+    kind = raw.dtype.kind
+    if kind in "fiu" or kind == "M":  # already typed (numbers, dates): no text to strip
+        present = raw.notna()
+    else:
+        present = raw.notna() & (raw.astype("string").str.strip() != "").fillna(False).astype(bool)
     hide = col.kind == "id"  # identifier values are never shown
     if col.required:
         for r in _rows(~present):
             problems.append(Problem(table, r, col.name, None, "a value is required"))
     if col.kind == "date":
+        if kind == "M":  # typed already (stored records): nothing to parse
+            return raw.dt.normalize()
         parsed = pd.to_datetime(raw.where(present), errors="coerce", format="mixed")
         for r in _rows(present & parsed.isna()):
             problems.append(Problem(table, r, col.name, raw.iloc[r], "not a date (use YYYY-MM-DD)"))
@@ -85,7 +91,8 @@ def _check_column(table: str, col: Column, raw: pd.Series, problems: list[Proble
         for r in _rows(bad):
             problems.append(Problem(table, r, col.name, raw.iloc[r], "must be yes/no (true/false, 1/0)"))
         return text.map(mapping).astype("boolean")
-    out = raw.where(present).astype("object").map(lambda v: v if v is None or pd.isna(v) else str(v).strip())
+    text_values = raw.astype("string").str.strip()
+    out = text_values.astype(object).where(present.to_numpy(), None)
     if col.kind == "choice":
         for r in _rows(out.notna() & ~out.isin(col.choices)):
             problems.append(
