@@ -175,3 +175,36 @@ def test_cli_exports(tmp_path, monkeypatch):
     pats = pd.read_csv(tmp_path / "deid" / "patients.csv")
     assert not set(pats["patient_id"]) & {"p1", "p2", "p3", "p4", "p5"}
     assert len(pd.read_csv(tmp_path / "deidentification-key.csv")) == 5
+
+
+def test_redcap_export_with_repeating_instrument(tmp_path):
+    from allotrack.records import validate_records
+    from allotrack.records.importers import read_redcap
+
+    dictionary = pd.DataFrame({
+        "Variable / Field Name": ["record_id", "sex", "diagnosis", "dx_date", "resp_date", "resp_cat", "death_date"],
+        "Form Name": ["baseline", "baseline", "baseline", "baseline", "response", "response", "outcome"],
+        "Field Type": ["text", "radio", "text", "text", "text", "dropdown", "text"],
+        "Choices, Calculations, OR Slider Labels": ["", "1, F | 2, M", "", "", "", "1, CR | 2, CRi | 3, no response", ""],
+    })  # fmt: skip
+    export = pd.DataFrame({
+        "record_id": ["1", "1", "1", "2"],
+        "redcap_repeat_instrument": ["", "response", "response", ""],
+        "redcap_repeat_instance": ["", "1", "2", ""],
+        "sex": ["2", "", "", "1"], "diagnosis": ["AML", "", "", "AML"], "dx_date": ["2021-03-01", "", "", "2021-04-02"],
+        "resp_date": ["", "2021-04-10", "2021-06-01", ""], "resp_cat": ["", "2", "1", ""],
+        "death_date": ["2022-01-05", "", "", ""],
+    })  # fmt: skip
+    dictionary.to_csv(tmp_path / "dd.csv", index=False)
+    export.to_csv(tmp_path / "export.csv", index=False)
+    mapping = tmp_path / "redcap.toml"
+    mapping.write_text('[tables]\n"baseline" = "patients"\n"response" = "responses"\n"outcome" = "deaths"\n\n'
+                       '[patients.rename]\n"dx_date" = "diagnosis_date"\n\n'
+                       '[responses.rename]\n"resp_date" = "date"\n"resp_cat" = "category"\n\n'
+                       '[deaths.rename]\n"death_date" = "date"\n')  # fmt: skip
+    recs = read_redcap(tmp_path / "export.csv", tmp_path / "dd.csv", mapping)
+    assert list(recs["patients"]["sex"]) == ["M", "F"]
+    assert list(recs["responses"]["category"]) == ["CRi", "CR"]
+    assert list(recs["deaths"]["patient_id"]) == ["1"]
+    checked = validate_records(recs)
+    assert len(checked["patients"]) == 2 and len(checked["responses"]) == 2
