@@ -238,3 +238,21 @@ def test_cumulative_covariate_and_landmark():
     ]  # fmt: skip
     lm = landmark(data, "t", "s", at=60)
     assert lm[["patient_id", "t"]].values.tolist() == [["a", 40.0]]
+
+
+def test_recovery_per_course():
+    from allotrack.endpoints.recovery import recovery_per_course
+
+    anc = [3.0, 2.5, 2.1, 1.5, 0.8, 0.2, 0.1, 0.1, 0.1, 0.2, 0.3, 0.4, 0.4, 0.5, 0.55, 0.7, 0.9, 1.2]
+    plt = [150, 120, 110, 90, 60, 40, 25, 20, 18, 22, 25, 28, 31, 33, 35, 40, 45, 60]
+    start = day(1)  # p1's first course starts on day 1
+    labs = pd.DataFrame({
+        "patient_id": "p1", "date": [start + timedelta(days=k) for k in range(18)] * 2,
+        "analyte": ["ANC"] * 18 + ["PLT"] * 18, "value": anc + plt, "unit": "10^9/L",
+    })  # fmt: skip
+    recs = validate_records(Records({**history().tables, "labs": labs}), today=date(2026, 1, 1))
+    out = recovery_per_course(recs).set_index("course_id")
+    assert (out.loc["c1", "status"], out.loc["c1", "start_day"], out.loc["c1", "end_day"]) == ("recovered", 3.0, 14.0)
+    assert out.loc["c3", "status"] == "no counts"
+    anc_only = recovery_per_course(recs, rule="neutrophil").set_index("course_id")
+    assert anc_only.loc["c1", "end_day"] == 13.0  # ANC >= 0.5 from day 13 after the nadir

@@ -3,6 +3,15 @@ explanation of which record set each date; counting-process and landmark dataset
 
 from allotrack.endpoints.definitions import ENDPOINTS, Endpoint
 from allotrack.endpoints.derive import DerivedEndpoints, derive_endpoints
+from allotrack.endpoints.recovery import recovery_per_course
 from allotrack.endpoints.timevarying import counting_process, landmark
 
-__all__ = ["ENDPOINTS", "DerivedEndpoints", "Endpoint", "counting_process", "derive_endpoints", "landmark"]
+__all__ = [
+    "ENDPOINTS",
+    "DerivedEndpoints",
+    "Endpoint",
+    "counting_process",
+    "derive_endpoints",
+    "landmark",
+    "recovery_per_course",
+]
