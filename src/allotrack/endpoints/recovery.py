@@ -8,6 +8,8 @@ days after the course start), ``"neutrophil"`` / ``"platelet"`` the CIBMTR recov
 
 from __future__ import annotations
 
+from typing import Any
+
 import pandas as pd
 
 from allotrack.clinical import recovery as rc
@@ -28,17 +30,18 @@ def recovery_per_course(records: Records, rule: str = "mst") -> pd.DataFrame:
     by_patient_plt = dict(tuple(plt.groupby("patient_id")))
     rows = []
     # one call per course: each course's series is a separate clinical evaluation
-    for c in courses.itertuples(index=False):
-        start = pd.Timestamp(c.start_date)
-        stop = pd.Timestamp(c.next_start) if pd.notna(c.next_start) else pd.Timestamp.max
+    course_rows: list[dict[str, Any]] = courses.to_dict("records")  # type: ignore[assignment]
+    for c in course_rows:
+        start = pd.Timestamp(c["start_date"])
+        stop = pd.Timestamp(c["next_start"]) if pd.notna(c["next_start"]) else pd.Timestamp.max
 
         def window(frame: pd.DataFrame | None, start: pd.Timestamp = start, stop: pd.Timestamp = stop) -> pd.DataFrame:
             if frame is None:
                 return pd.DataFrame(columns=["date", "value", "transfused"])
             return frame[(frame["date"] >= start) & (frame["date"] < stop)]
 
-        a, p = window(by_patient_anc.get(c.patient_id)), window(by_patient_plt.get(c.patient_id))
-        row = {"patient_id": c.patient_id, "course_id": c.course_id, "number": c.number}
+        a, p = window(by_patient_anc.get(c["patient_id"])), window(by_patient_plt.get(c["patient_id"]))
+        row = {"patient_id": c["patient_id"], "course_id": c["course_id"], "number": c["number"]}
         if rule == "mst":
             days = sorted(set(a["date"]) & set(p["date"]))
             if not days:
@@ -47,7 +50,7 @@ def recovery_per_course(records: Records, rule: str = "mst") -> pd.DataFrame:
             av = a.groupby("date")["value"].min().reindex(days)
             pv = p.groupby("date")["value"].min().reindex(days)
             offsets = [(d - start).days for d in days]
-            end_chemo = (pd.Timestamp(c.end_date) - start).days if pd.notna(c.end_date) else 0
+            end_chemo = (pd.Timestamp(c["end_date"]) - start).days if pd.notna(c["end_date"]) else 0
             res = rc.hematopoietic_recovery(offsets, list(av), list(pv), chemotherapy_end=end_chemo)
             rows.append({**row, "status": res.status, "start_day": res.start_day, "end_day": res.end_day,
                          "duration_days": res.duration_days})  # fmt: skip
