@@ -142,7 +142,9 @@ def derive(
     from allotrack.records.store import Store
 
     try:
-        derived = derive_endpoints(Store(db).load(), endpoints=[e.strip() for e in endpoints.split(",") if e.strip()])
+        # stored records were validated when they were imported
+        names = [e.strip() for e in endpoints.split(",") if e.strip()]
+        derived = derive_endpoints(Store(db).load(), endpoints=names, validate=False)
     except (AllotrackError, KeyError) as err:
         console.print(f"[red]Derivation refused[/red]: {err}")
         raise typer.Exit(code=1) from err
@@ -170,7 +172,8 @@ def export_adtte(
     from allotrack.endpoints.adtte import adtte
     from allotrack.records.store import Store
 
-    rows = adtte(derive_endpoints(Store(db).load(), endpoints=[e.strip() for e in endpoints.split(",") if e]))
+    names = [e.strip() for e in endpoints.split(",") if e.strip()]
+    rows = adtte(derive_endpoints(Store(db).load(), endpoints=names, validate=False))
     rows.to_parquet(out, index=False) if out.suffix == ".parquet" else rows.to_csv(out, index=False)
     console.print(f"{len(rows)} ADTTE rows written to [bold]{out}[/bold]")
 
