@@ -135,7 +135,8 @@ def _covariates(t: Records, ids: pd.Index, dates: dict[str, pd.Series], early_de
     rank = resp["category"].map({c: i for i, c in enumerate(RESPONSE_ORDER)})
     best = resp.assign(rank=rank).sort_values("rank").drop_duplicates("patient_id").set_index("patient_id")["category"]
     g = t["gvhd"]
-    max_agvhd = g[g["kind"] == "acute"].groupby("patient_id")["grade"].max().reindex(ids).fillna(0)
+    acute = g[g["kind"] == "acute"]
+    max_agvhd = pd.to_numeric(acute["grade"]).groupby(acute["patient_id"]).max().reindex(ids).fillna(0)
     death_after_start = (dates["death"] - dates["first_course"]).dt.days
     early = (death_after_start <= early_death_days).astype("Int64")
     early = early.mask(dates["first_course"].isna())

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from allotrack.records.schema import TABLES, Column, Records
-from allotrack.records.validate import validate_records
+from allotrack.records.validate import Problem, ValidationError, check_tables, type_tables
 
 DEFAULT_URL = "sqlite:///allotrack.db"
 AUDIT_COLUMNS = ("row_id", "record_hash", "centre_code", "created_by", "created_at", "deleted", "deleted_reason")
@@ -119,23 +119,32 @@ class Store:
         """Validate the stored and the new records together; insert the new rows in one transaction (or, with
         ``dry_run``, only report). Rows already stored (same content) are skipped."""
         existing = self.load()
+        typed_in, problems = type_tables(records)  # column rules, once, on the incoming rows only
         new_rows: dict[str, pd.DataFrame] = {}
         present: dict[str, int] = {}
         combined: dict[str, pd.DataFrame] = {}
         for name in TABLES:
-            incoming = records[name]
+            incoming = typed_in[name]
             if not len(incoming):
                 combined[name] = existing[name]
                 continue
-            hashes = row_hashes(_typed(incoming, name), name).set_axis(incoming.index)
-            stored = set(row_hashes(_typed(existing[name], name), name)) if len(existing[name]) else set()
-            fresh = ~hashes.isin(stored) & ~hashes.duplicated()
+            hashes = row_hashes(incoming, name)
+            stored = set(row_hashes(existing[name], name)) if len(existing[name]) else set()
+            fresh = (~hashes.isin(stored) & ~hashes.duplicated()).to_numpy()
             present[name] = int((~fresh).sum())
-            new_rows[name] = incoming[fresh.to_numpy()].assign(record_hash=hashes[fresh].to_numpy())
-            fresh_typed = _typed(new_rows[name].drop(columns="record_hash"), name)
-            parts = [p for p in (existing[name], fresh_typed) if len(p)]
-            combined[name] = pd.concat(parts, ignore_index=True) if parts else fresh_typed
-        checked = validate_records(Records(combined))  # raises ValidationError listing every problem
+            new_rows[name] = incoming[fresh].assign(record_hash=hashes[fresh].to_numpy())
+            parts = [p for p in (existing[name], incoming[fresh]) if len(p)]
+            combined[name] = pd.concat(parts, ignore_index=True) if parts else incoming[fresh]
+        if not problems:  # cross-table rules on stored + new rows; rows are renumbered to the incoming files
+            n_stored = {k: len(v) for k, v in existing.tables.items()}
+            for p in check_tables(combined):
+                if p.row is not None and p.row >= n_stored.get(p.table, 0):
+                    p = Problem(p.table, p.row - n_stored.get(p.table, 0), p.column, p.value, p.rule)
+                elif p.row is not None:
+                    p = Problem(f"{p.table} (stored)", p.row, p.column, p.value, p.rule)
+                problems.append(p)
+        if problems:
+            raise ValidationError(problems)
         added = {k: len(v) for k, v in new_rows.items() if len(v)}
         if dry_run or not added:
             return ImportReport(added, present, dry_run)
@@ -144,8 +153,7 @@ class Store:
             for name, frame in new_rows.items():
                 if not len(frame):
                     continue
-                typed = checked[name].iloc[len(existing[name]) :].reset_index(drop=True)
-                payload = typed.assign(record_hash=frame["record_hash"].to_numpy(), centre_code=centre,
+                payload = frame.reset_index(drop=True).assign(centre_code=centre,
                                        created_by=user, created_at=now, deleted=False)  # fmt: skip
                 _bulk_insert(conn, name, payload)
         return ImportReport(added, present, False)
@@ -156,12 +164,17 @@ def _bulk_insert(conn: sa.Connection, name: str, payload: pd.DataFrame) -> None:
     table = METADATA.tables[name]
     cols = [c.name for c in table.columns if c.name != "row_id"]
     frame = payload.reindex(columns=cols)
+    sqlite = conn.dialect.name == "sqlite"
     for c in TABLES[name].columns:
         if c.kind == "date":
-            frame[c.name] = frame[c.name].dt.date
+            if sqlite:  # SQLAlchemy's SQLite Date storage is ISO text: format it vectorised
+                iso = frame[c.name].to_numpy(dtype="datetime64[D]").astype(str)
+                frame[c.name] = pd.Series(iso, index=frame.index).where(frame[c.name].notna().to_numpy())
+            else:
+                frame[c.name] = frame[c.name].dt.date
     values = frame.astype(object).where(frame.notna(), None)
     stamp = payload["created_at"].iloc[0].to_pydatetime()
-    if conn.dialect.name == "sqlite":  # SQLAlchemy's SQLite DateTime storage format (naive UTC)
+    if sqlite:  # SQLAlchemy's SQLite DateTime storage format (naive UTC)
         stamp = stamp.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
     values["created_at"] = [stamp] * len(values)
     marks = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":1"}.get(conn.dialect.paramstyle, "?")
@@ -172,15 +185,3 @@ def _bulk_insert(conn: sa.Connection, name: str, payload: pd.DataFrame) -> None:
     quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in cols)
     sql = f"INSERT INTO {conn.dialect.identifier_preparer.quote(name)} ({quoted}) VALUES ({placeholders})"
     conn.exec_driver_sql(sql, list(values.itertuples(index=False, name=None)))
-
-
-def _typed(frame: pd.DataFrame, name: str) -> pd.DataFrame:
-    """Type the columns exactly as validation does, so hashes of stored and incoming rows agree."""
-    from allotrack.records.validate import _check_column
-
-    scratch: list = []  # problems are reported by the real validation pass
-    out = {}
-    for c in TABLES[name].columns:
-        raw = frame[c.name] if c.name in frame.columns else pd.Series([None] * len(frame), dtype="object")
-        out[c.name] = _check_column(name, c, raw.reset_index(drop=True), scratch)
-    return pd.DataFrame(out)

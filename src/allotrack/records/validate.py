@@ -55,10 +55,12 @@ def _rows(mask: pd.Series) -> list[int]:
 
 def _check_column(table: str, col: Column, raw: pd.Series, problems: list[Problem]) -> pd.Series:
     kind = raw.dtype.kind
+    stripped = None
     if kind in "fiu" or kind == "M":  # already typed (numbers, dates): no text to strip
         present = raw.notna()
     else:
-        present = raw.notna() & (raw.astype("string").str.strip() != "").fillna(False).astype(bool)
+        stripped = raw.astype("string[pyarrow]").str.strip()  # Arrow kernels, not a Python loop per cell
+        present = pd.Series((stripped.fillna("") != "").to_numpy(dtype=bool), index=raw.index)
     hide = col.kind == "id"  # identifier values are never shown
     if col.required:
         for r in _rows(~present):
@@ -91,7 +93,7 @@ def _check_column(table: str, col: Column, raw: pd.Series, problems: list[Proble
         for r in _rows(bad):
             problems.append(Problem(table, r, col.name, raw.iloc[r], "must be yes/no (true/false, 1/0)"))
         return text.map(mapping).astype("boolean")
-    text_values = raw.astype("string").str.strip()
+    text_values = stripped if stripped is not None else raw.astype("string[pyarrow]").str.strip()
     out = text_values.astype(object).where(present.to_numpy(), None)
     if col.kind == "choice":
         for r in _rows(out.notna() & ~out.isin(col.choices)):
@@ -101,10 +103,9 @@ def _check_column(table: str, col: Column, raw: pd.Series, problems: list[Proble
     return out
 
 
-def validate_records(records: Records, today: date | None = None) -> Records:
-    """Check every table and rule; return the records with typed columns, or raise :class:`ValidationError`
-    listing every problem."""
-    today = today or date.today()
+def type_tables(records: Records) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
+    """Column rules of every table (required values, types, ranges, allowed values, unknown columns): the
+    typed tables and the problems found."""
     problems: list[Problem] = []
     clean: dict[str, pd.DataFrame] = {}
     for name, spec in TABLES.items():
@@ -120,7 +121,16 @@ def validate_records(records: Records, today: date | None = None) -> Records:
                 typed[col.name] = raw
                 continue
             typed[col.name] = _check_column(name, col, raw, problems)
-        out = pd.DataFrame(typed, index=frame.index)
+        clean[name] = pd.DataFrame(typed, index=frame.index)
+    return clean, problems
+
+
+def check_tables(clean: dict[str, pd.DataFrame], today: date | None = None) -> list[Problem]:
+    """Rules across rows and tables on typed tables: duplicate keys, future dates, references, chronology."""
+    today = today or date.today()
+    problems: list[Problem] = []
+    for name, spec in TABLES.items():
+        out = clean[name]
         if spec.key and len(out):
             dup = out[spec.key].notna() & out[spec.key].duplicated(keep="first")
             for r in _rows(dup):
@@ -131,7 +141,6 @@ def validate_records(records: Records, today: date | None = None) -> Records:
                 for r in _rows(future):
                     value = str(out[col.name].iloc[r].date())
                     problems.append(Problem(name, r, col.name, value, "date is in the future"))
-        clean[name] = out
     for name, spec in TABLES.items():
         for col in spec.columns:
             if col.references and len(clean[name]):
@@ -141,6 +150,14 @@ def validate_records(records: Records, today: date | None = None) -> Records:
                 for r in _rows(values.notna() & ~values.isin(known_ids)):
                     problems.append(Problem(name, r, col.name, None, f"refers to an unknown {ref_table[:-1]}"))
     problems.extend(_chronology(clean))
+    return problems
+
+
+def validate_records(records: Records, today: date | None = None) -> Records:
+    """Check every table and rule; return the records with typed columns, or raise :class:`ValidationError`
+    listing every problem."""
+    clean, problems = type_tables(records)
+    problems.extend(check_tables(clean, today))
     if problems:
         raise ValidationError(problems)
     return Records(clean)
