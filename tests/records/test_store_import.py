@@ -208,3 +208,14 @@ def test_redcap_export_with_repeating_instrument(tmp_path):
     assert list(recs["deaths"]["patient_id"]) == ["1"]
     checked = validate_records(recs)
     assert len(checked["patients"]) == 2 and len(checked["responses"]) == 2
+
+
+def test_import_errors_point_at_rows_of_the_incoming_file(store):
+    store.import_records(history())
+    from allotrack.records import Records
+
+    extra = pd.DataFrame({"patient_id": ["p1", "p8"], "date": ["2020-02-01", "2020-02-02"], "category": ["CR", "CR"]})
+    with pytest.raises(ValidationError) as info:
+        store.import_records(Records({"responses": extra}))
+    problems = [(p.table, p.row, p.rule) for p in info.value.problems]
+    assert problems == [("responses", 1, "refers to an unknown patient")]  # row 1 of the new file, not of the table
