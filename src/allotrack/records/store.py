@@ -172,11 +172,20 @@ def _bulk_insert(conn: sa.Connection, name: str, payload: pd.DataFrame) -> None:
                 frame[c.name] = pd.Series(iso, index=frame.index).where(frame[c.name].notna().to_numpy())
             else:
                 frame[c.name] = frame[c.name].dt.date
-    values = frame.astype(object).where(frame.notna(), None)
     stamp = payload["created_at"].iloc[0].to_pydatetime()
     if sqlite:  # SQLAlchemy's SQLite DateTime storage format (naive UTC)
         stamp = stamp.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-    values["created_at"] = [stamp] * len(values)
+    n = len(frame)
+    columns = []  # one Python list per column (C-level tolist), missing values as None, zipped into row tuples
+    for column_name in cols:
+        if column_name == "created_at":
+            columns.append([stamp] * n)
+            continue
+        col = frame[column_name]
+        missing = col.isna().to_numpy()
+        values = col.astype(object).to_numpy()
+        values[missing] = None
+        columns.append(values.tolist())
     marks = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":1"}.get(conn.dialect.paramstyle, "?")
     if conn.dialect.paramstyle == "numeric":
         placeholders = ", ".join(f":{i + 1}" for i in range(len(cols)))
@@ -184,4 +193,4 @@ def _bulk_insert(conn: sa.Connection, name: str, payload: pd.DataFrame) -> None:
         placeholders = ", ".join([marks] * len(cols))
     quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in cols)
     sql = f"INSERT INTO {conn.dialect.identifier_preparer.quote(name)} ({quoted}) VALUES ({placeholders})"
-    conn.exec_driver_sql(sql, list(values.itertuples(index=False, name=None)))
+    conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))
