@@ -194,7 +194,7 @@ def _bulk_insert(conn: sa.Connection, name: str, payload: pd.DataFrame) -> None:
             continue
         col = frame[column_name]
         missing = col.isna().to_numpy()
-        values = col.astype(object).to_numpy()
+        values = col.astype(object).to_numpy(copy=True)  # pandas 3 (copy-on-write) hands out read-only views
         values[missing] = None
         columns.append(values.tolist())
     marks = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":1"}.get(conn.dialect.paramstyle, "?")
