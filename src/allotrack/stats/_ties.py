@@ -18,20 +18,15 @@ def merge_near_ties(*arrays: np.ndarray) -> tuple[np.ndarray, ...]:
     Returns the arrays unchanged (same objects) when no near ties exist, which is the common case.
     """
     pooled = np.unique(np.concatenate([a[np.isfinite(a)] for a in arrays]))
-    if pooled.size < 2:
+    merged = merge_near_ties_sorted(pooled)  # the tolerance rule lives in one place
+    if merged is pooled:
         return arrays
-    dy = np.diff(pooled)
-    tied = (dy <= TOLERANCE) | (dy / np.mean(np.abs(pooled)) <= TOLERANCE)
-    if not tied.any():
-        return arrays
-    cuts = pooled[np.concatenate(([True], ~tied))]
     out = []
     for a in arrays:
-        idx = np.searchsorted(cuts, a, side="right") - 1
-        merged = a.copy()
+        result = a.copy()
         finite = np.isfinite(a)
-        merged[finite] = cuts[idx[finite]]
-        out.append(merged)
+        result[finite] = merged[np.searchsorted(pooled, a[finite])]
+        out.append(result)
     return tuple(out)
 
 
