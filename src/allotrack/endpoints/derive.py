@@ -18,7 +18,7 @@ import pandas as pd
 
 from allotrack.endpoints.definitions import ENDPOINTS, Endpoint
 from allotrack.records.dates import completed_years
-from allotrack.records.schema import REMISSIONS, Records
+from allotrack.records.schema import EVENT_DATES, REMISSIONS, Records
 from allotrack.records.validate import validate_records
 
 RESPONSE_ORDER = ("sCR", "CR", "CRh", "CRi", "VGPR", "MLFS", "PR", "MR", "SD", "no response", "PD", "non-evaluable")
@@ -65,9 +65,7 @@ def _event_dates(t: Records, ids: pd.Index) -> dict[str, pd.Series]:
 
 def _last_contact(t: Records, ids: pd.Index) -> tuple[pd.Series, pd.Series]:
     fu = t["follow_up"].set_index("patient_id")["last_contact_date"].reindex(ids)
-    dated = [("courses", "start_date"), ("infusions", "date"), ("labs", "date"), ("chimerism", "date"),
-             ("gvhd", "date"), ("crs", "date"), ("responses", "date"), ("relapses", "date"),
-             ("deaths", "date")]  # fmt: skip
+    dated = [*EVENT_DATES, ("deaths", "date")]
     stacked = pd.concat([t[name][["patient_id", col]].rename(columns={col: "d"}) for name, col in dated])
     latest = stacked.groupby("patient_id")["d"].max().reindex(ids)
     source = pd.Series(np.where(fu.notna(), "follow_up.last_contact_date", "latest dated record"), index=ids)

@@ -44,6 +44,10 @@ PRODUCTS = ("G-PBSC", "NK", "IMAK", "MSC", "DLI", "HSCT")
 COURSE_KINDS = ("induction", "consolidation", "conditioning", "maintenance", "salvage", "other")
 RESPONSES = ("CR", "CRh", "CRi", "MLFS", "PR", "no response", "non-evaluable", "sCR", "VGPR", "MR", "SD", "PD")
 REMISSIONS = ("CR", "CRh", "CRi", "sCR")
+# (table, column) of every clinical event date other than diagnosis, death and last contact
+EVENT_DATES = (("courses", "start_date"), ("infusions", "date"), ("labs", "date"), ("chimerism", "date"),
+               ("gvhd", "date"), ("crs", "date"), ("responses", "date"), ("relapses", "date"),
+               ("adverse_events", "start_date"))  # fmt: skip
 
 TABLES: Mapping[str, Table] = {
     t.name: t

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from allotrack.errors import AllotrackError
-from allotrack.records.schema import REMISSIONS, TABLES, Column, Records
+from allotrack.records.schema import EVENT_DATES, REMISSIONS, TABLES, Column, Records
 
 MAX_LISTED = 200
 
@@ -176,9 +176,7 @@ def _chronology(t: dict[str, pd.DataFrame]) -> list[Problem]:
     death = t["deaths"].drop_duplicates("patient_id").set_index("patient_id")["date"]
     for r in _rows(t["deaths"]["date"] < _dates_of(t["deaths"]["patient_id"], diag)):
         problems.append(Problem("deaths", r, "date", str(t["deaths"]["date"].iloc[r].date()), "death before diagnosis"))
-    dated = [("courses", "start_date"), ("infusions", "date"), ("labs", "date"), ("chimerism", "date"),
-             ("gvhd", "date"), ("crs", "date"), ("responses", "date"), ("relapses", "date"),
-             ("adverse_events", "start_date")]  # fmt: skip
+    dated = list(EVENT_DATES)
     for table, col in dated:
         frame = t[table]
         if not len(frame):
