@@ -124,12 +124,18 @@ class Store:
                 out[name] = frame
         return Records(out)
 
+    def _stored_hashes(self) -> dict[str, set[str]]:
+        with self.engine.connect() as conn:
+            return {name: set(conn.execute(sa.select(METADATA.tables[name].c.record_hash)).scalars())
+                    for name in TABLES}  # fmt: skip
+
     def import_records(
         self, records: Records, user: str = "import", centre: str | None = None, dry_run: bool = False
     ) -> ImportReport:
         """Validate the stored and the new records together; insert the new rows in one transaction (or, with
         ``dry_run``, only report). Rows already stored (same content) are skipped."""
         existing = self.load()
+        stored_hashes = self._stored_hashes()  # kept in the database: stored rows are never re-hashed
         typed_in, problems = type_tables(records)  # column rules, once, on the incoming rows only
         new_rows: dict[str, pd.DataFrame] = {}
         present: dict[str, int] = {}
@@ -140,7 +146,7 @@ class Store:
                 combined[name] = existing[name]
                 continue
             hashes = row_hashes(incoming, name)
-            stored = set(row_hashes(existing[name], name)) if len(existing[name]) else set()
+            stored = stored_hashes[name]
             fresh = (~hashes.isin(stored) & ~hashes.duplicated()).to_numpy()
             present[name] = int((~fresh).sum())
             new_rows[name] = incoming[fresh].assign(record_hash=hashes[fresh].to_numpy())
