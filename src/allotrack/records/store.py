@@ -46,13 +46,14 @@ def build_metadata() -> sa.MetaData:
         sa.Table(
             spec.name, md,
             sa.Column("row_id", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("record_hash", sa.String(16), nullable=False, unique=True),
+            sa.Column("record_hash", sa.String(16), nullable=False),
             *[sa.Column(c.name, _sa_type(c), nullable=True, index=c.name == "patient_id") for c in spec.columns],
             sa.Column("centre_code", sa.String(50)),
             sa.Column("created_by", sa.String(100), nullable=False),
             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
             sa.Column("deleted", sa.Boolean, nullable=False, default=False),
             sa.Column("deleted_reason", sa.String(500)),
+            sa.Index(f"ux_{spec.name}_record_hash", "record_hash", unique=True),
         )  # fmt: skip
     return md
 
@@ -97,8 +98,8 @@ class Store:
         if self.engine.dialect.name == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
-    def init(self) -> None:
-        """Create or upgrade the schema with Alembic (``alembic upgrade head``)."""
+    def init(self, revision: str = "head") -> None:
+        """Create or upgrade the schema with Alembic (``alembic upgrade head``, or to an earlier ``revision``)."""
         from alembic import command
         from alembic.config import Config
 
@@ -107,7 +108,7 @@ class Store:
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)
 
     def load(self) -> Records:
         """All current (not deleted) records, typed as the schema says."""
