@@ -33,23 +33,28 @@ def _postgres_available() -> bool:
         return False
 
 
+def _drop_everything(s: Store) -> None:
+    METADATA.drop_all(s.engine)
+    with s.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+
+
+def _fresh_postgres_store() -> Store:
+    """The test server's database, emptied (tests share it, so each starts from nothing)."""
+    if not _postgres_available():
+        pytest.skip("no PostgreSQL server at 127.0.0.1:5432 (CI and the developer machines have one)")
+    s = Store(PG_URL)
+    _drop_everything(s)
+    return s
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
-    if request.param == "sqlite":
-        s = Store(f"sqlite:///{tmp_path / 'records.db'}")
-    else:
-        if not _postgres_available():
-            pytest.skip("no PostgreSQL server at 127.0.0.1:5432 (CI and the developer machines have one)")
-        s = Store(PG_URL)
-        METADATA.drop_all(s.engine)
-        with s.engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    s = Store(f"sqlite:///{tmp_path / 'records.db'}") if request.param == "sqlite" else _fresh_postgres_store()
     s.init()
     yield s
     if request.param == "postgresql":
-        METADATA.drop_all(s.engine)
-        with s.engine.begin() as conn:
-            conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+        _drop_everything(s)
     s.engine.dispose()
 
 
@@ -240,13 +245,142 @@ def test_record_hash_stays_unique_after_migration_0002(store):
         conn.execute(table.insert().values(**duplicate))
 
 
-def test_upgrade_from_0001_keeps_stored_records(tmp_path):
-    s = Store(f"sqlite:///{tmp_path / 'old.db'}")
+def _write_as_0001(store: Store) -> None:
+    """Rows as revision 0001 stored them: record_hash as 16 hex digits (the hash's definition, :func:`row_hashes`)."""
+    from datetime import UTC, datetime
+
+    from allotrack.records.hashing import row_hashes
+    from allotrack.records.validate import type_tables
+
+    typed, problems = type_tables(history())
+    assert problems == []
+    with store.engine.begin() as conn:
+        for name, frame in typed.items():
+            if not len(frame):
+                continue
+            rows = frame.astype(object).where(frame.notna(), None).assign(record_hash=row_hashes(frame, name))
+            for c in frame.columns:
+                if pd.api.types.is_datetime64_any_dtype(frame[c]):
+                    rows[c] = [None if pd.isna(v) else v.date() for v in frame[c]]
+            audit = {"created_by": "import", "created_at": datetime.now(UTC), "deleted": False}
+            table = sa.table(name, *[sa.column(c) for c in [*rows.columns, *audit]])
+            conn.execute(table.insert(), [{**r, **audit} for r in rows.to_dict("records")])
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrade_from_0001_keeps_stored_records_and_their_hashes(tmp_path, backend):
+    s = Store(f"sqlite:///{tmp_path / 'old.db'}") if backend == "sqlite" else _fresh_postgres_store()
     s.init("0001")
-    s.import_records(history())
+    _write_as_0001(s)
     before = s.load()
     s.init()
     after = s.load()
     for name in ("patients", "courses", "deaths"):
         pd.testing.assert_frame_equal(after[name], before[name])
-    assert s.import_records(history()).added == {}
+    assert s.import_records(history()).added == {}  # converted hashes still recognise every stored row
+    s.downgrade("0001")  # and back: 0001's hex digits again
+    with s.engine.connect() as conn:
+        stored = set(conn.execute(sa.text("SELECT record_hash FROM deaths")).scalars())
+    from allotrack.records.hashing import row_hashes
+    from allotrack.records.validate import type_tables
+
+    assert stored == set(row_hashes(type_tables(history())[0]["deaths"], "deaths"))
+    if backend == "postgresql":
+        _drop_everything(s)
+
+
+def _index_names(store) -> set[str]:
+    inspector = sa.inspect(store.engine)
+    return {ix["name"] for name in ("patients", "labs", "courses") for ix in inspector.get_indexes(name)}
+
+
+def test_bulk_import_rebuilds_dropped_indexes(store, monkeypatch):
+    from allotrack.records import bulk
+
+    before = _index_names(store)
+    assert "ux_patients_patient_record" in before
+    monkeypatch.setattr(bulk, "REBUILD_MIN_ROWS", 1)  # every table of this small import takes the rebuild path
+    report = store.import_records(history())
+    assert report.added["patients"] == 5
+    assert _index_names(store) == before
+    assert store.import_records(history()).added == {}
+
+
+def test_failed_bulk_write_rolls_back_every_table(store, monkeypatch):
+    from allotrack.records import bulk
+
+    real_arrow, real_driver = bulk.arrow_table, bulk.driver_columns
+
+    def broken_arrow(frame, name, audit):  # PostgreSQL path
+        table = real_arrow(frame, name, audit)
+        return table.append_column("no_such_column", table.column(0)) if name == "deaths" else table
+
+    def broken_driver(frame, name):  # SQLite path
+        columns = real_driver(frame, name)
+        return {**columns, "no_such_column": columns["record_hash"]} if name == "deaths" else columns
+
+    monkeypatch.setattr(bulk, "arrow_table", broken_arrow)
+    monkeypatch.setattr(bulk, "driver_columns", broken_driver)
+    with pytest.raises(Exception, match="no_such_column"):
+        store.import_records(history())
+    monkeypatch.undo()
+    assert all(len(frame) == 0 for frame in store.load().tables.values())
+    assert store.import_records(history()).added["deaths"] == 4
+
+
+def test_in_memory_sqlite_uses_the_driver_fallback():
+    s = Store("sqlite://")
+    s.init()
+    assert s.import_records(history()).added["patients"] == 5
+    back = s.load()
+    assert back["deaths"]["date"].dt.date.tolist() == history()["deaths"]["date"].tolist()
+
+
+def _reference_row_hashes(frame: pd.DataFrame, table: str) -> list[str]:
+    """The content hash as first defined (row by row over text columns): stored hashes must keep matching."""
+    from allotrack.records.schema import TABLES
+
+    parts = {}
+    for c in TABLES[table].columns:
+        col = frame[c.name] if c.name in frame.columns else pd.Series([None] * len(frame))
+        if c.kind in ("number", "integer"):
+            col = pd.to_numeric(col, errors="coerce").astype("float64")
+        parts[c.name] = col.astype("string").fillna("\x00")
+    return [f"{int(v):016x}" for v in pd.util.hash_pandas_object(pd.DataFrame(parts), index=False)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["P1", "P2", None, "", "1"]),
+                          st.one_of(st.none(), st.dates(min_value=pd.Timestamp("1990-01-01").date(),
+                                                        max_value=pd.Timestamp("2030-01-01").date())),
+                          st.sampled_from(["ANC", "PLT", None]),
+                          st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False), st.integers(-5, 5))),
+                min_size=1, max_size=30))  # fmt: skip
+def test_row_hash_matches_its_first_definition(rows):
+    from allotrack.records.hashing import row_hashes
+
+    frame = pd.DataFrame(rows, columns=["patient_id", "date", "analyte", "value"])
+    frame["date"] = pd.to_datetime(frame["date"])
+    assert row_hashes(frame, "labs").tolist() == _reference_row_hashes(frame, "labs")
+
+
+def test_row_hash_on_typed_history_matches_its_first_definition():
+    from allotrack.records.hashing import row_hashes
+    from allotrack.records.validate import type_tables
+
+    typed, problems = type_tables(history())
+    assert problems == []
+    for name, frame in typed.items():
+        assert row_hashes(frame, name).tolist() == _reference_row_hashes(frame, name), name
+
+
+@given(st.lists(st.integers(0, 2**64 - 1), max_size=50))
+def test_hex_digits_round_trip(values):
+    import numpy as np
+
+    from allotrack.records.hashing import hex_digits
+
+    hashes = np.array(values, dtype=np.uint64)
+    text = hex_digits(hashes)
+    assert [len(t) for t in text] == [16] * len(values)
+    assert text.tolist() == [f"{v:016x}" for v in values]

@@ -19,11 +19,14 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from allotrack.records.schema import TABLES, Column, Records
+from allotrack.records.bulk import Audit, read_tables, write_tables
+from allotrack.records.hashing import hash_values
+from allotrack.records.schema import TABLES, Column, Records, Table
 from allotrack.records.validate import Problem, ValidationError, check_tables, type_tables
 
 DEFAULT_URL = "sqlite:///allotrack.db"
@@ -46,14 +49,14 @@ def build_metadata() -> sa.MetaData:
         sa.Table(
             spec.name, md,
             sa.Column("row_id", sa.Integer, primary_key=True, autoincrement=True),
-            sa.Column("record_hash", sa.String(16), nullable=False),
-            *[sa.Column(c.name, _sa_type(c), nullable=True, index=c.name == "patient_id") for c in spec.columns],
+            sa.Column("record_hash", sa.BigInteger, nullable=False),
+            *[sa.Column(c.name, _sa_type(c), nullable=True) for c in spec.columns],
             sa.Column("centre_code", sa.String(50)),
             sa.Column("created_by", sa.String(100), nullable=False),
             sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
             sa.Column("deleted", sa.Boolean, nullable=False, default=False),
             sa.Column("deleted_reason", sa.String(500)),
-            sa.Index(f"ux_{spec.name}_record_hash", "record_hash", unique=True),
+            sa.Index(f"ux_{spec.name}_patient_record", "patient_id", "record_hash", unique=True),
         )  # fmt: skip
     return md
 
@@ -61,16 +64,23 @@ def build_metadata() -> sa.MetaData:
 METADATA = build_metadata()
 
 
-def row_hashes(frame: pd.DataFrame, table: str) -> pd.Series:
-    """Content hash of each (typed) row over the table's schema columns (16 hex digits)."""
-    parts = {}
-    for c in TABLES[table].columns:
-        col = frame[c.name] if c.name in frame.columns else pd.Series([None] * len(frame))
-        if c.kind in ("number", "integer"):
-            col = pd.to_numeric(col, errors="coerce").astype("float64")
-        parts[c.name] = col.astype("string").fillna("\x00")
-    h = pd.util.hash_pandas_object(pd.DataFrame(parts), index=False)
-    return pd.Series([f"{int(v):016x}" for v in h], index=frame.index)
+def _typed(frame: pd.DataFrame, spec: Table) -> pd.DataFrame:
+    """Stored values as the schema types them: dates as datetime64, numbers as float64, yes/no as boolean, text
+    as Python strings with None for missing."""
+    out = {}
+    for c in spec.columns:
+        values = frame[c.name]
+        if c.kind == "date":  # parsed once per distinct date
+            codes, days = pd.factorize(values, use_na_sentinel=True)
+            parsed = pd.to_datetime(pd.Series(days, dtype=object), format="ISO8601")
+            out[c.name] = pd.Series(pd.api.extensions.take(parsed.array, codes, allow_fill=True), index=frame.index)
+        elif c.kind in ("number", "integer"):
+            out[c.name] = pd.to_numeric(values).astype("float64")
+        elif c.kind == "bool":
+            out[c.name] = values.astype("boolean")
+        else:
+            out[c.name] = values.astype(object).where(values.notna(), None)
+    return pd.DataFrame(out, index=frame.index)
 
 
 @dataclass(frozen=True)
@@ -99,7 +109,14 @@ class Store:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
 
     def init(self, revision: str = "head") -> None:
-        """Create or upgrade the schema with Alembic (``alembic upgrade head``, or to an earlier ``revision``)."""
+        """Create or upgrade the schema with Alembic (``alembic upgrade head``, or up to ``revision``)."""
+        self._migrate("upgrade", revision)
+
+    def downgrade(self, revision: str) -> None:
+        """Take the schema back to an earlier Alembic ``revision`` (stored records are kept and converted)."""
+        self._migrate("downgrade", revision)
+
+    def _migrate(self, direction: str, revision: str) -> None:
         from alembic import command
         from alembic.config import Config
 
@@ -108,27 +125,36 @@ class Store:
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, revision)
+            getattr(command, direction)(cfg, revision)
 
     def load(self) -> Records:
-        """All current (not deleted) records, typed as the schema says."""
+        """All current (not deleted) records, typed as the schema says (read as Arrow through ADBC where it can
+        reach the database, else row by row through SQLAlchemy)."""
+        queries = {}
+        for name, spec in TABLES.items():
+            table = METADATA.tables[name]
+            queries[name] = sa.select(*[table.c[c.name] for c in spec.columns]).where(table.c.deleted.is_(False))
+        arrow = read_tables(self.engine, queries)
         out = {}
         with self.engine.connect() as conn:
             for name, spec in TABLES.items():
-                table = METADATA.tables[name]
-                cols = [table.c[c.name] for c in spec.columns]
-                rows = conn.execute(sa.select(*cols).where(table.c.deleted.is_(False))).all()
-                frame = pd.DataFrame(rows, columns=[c.name for c in spec.columns])
-                for c in spec.columns:
-                    if c.kind == "date":
-                        frame[c.name] = pd.to_datetime(frame[c.name])
-                out[name] = frame
+                names = [c.name for c in spec.columns]
+                if arrow is not None:
+                    columns = [arrow[name].column(c).to_numpy(zero_copy_only=False) for c in names]
+                else:  # the DB-API cursor's plain tuples, transposed (no SQLAlchemy Row per record)
+                    sql = str(queries[name].compile(dialect=self.engine.dialect,
+                                                    compile_kwargs={"literal_binds": True}))  # fmt: skip
+                    rows = conn.exec_driver_sql(sql).cursor.fetchall()
+                    columns = [np.array(c, dtype=object) for c in zip(*rows, strict=True)] if rows else [
+                        np.array([], dtype=object) for _ in names]  # fmt: skip
+                out[name] = _typed(pd.DataFrame(dict(zip(names, columns, strict=True))), spec)
         return Records(out)
 
-    def _stored_hashes(self) -> dict[str, set[str]]:
+    def _stored_hashes(self) -> dict[str, np.ndarray]:
+        """Every stored row's content hash (unsigned 64-bit; stored as the signed integer with the same bits)."""
         with self.engine.connect() as conn:
-            return {name: set(conn.execute(sa.select(METADATA.tables[name].c.record_hash)).scalars())
-                    for name in TABLES}  # fmt: skip
+            return {name: np.array(conn.execute(sa.select(METADATA.tables[name].c.record_hash)).scalars().all(),
+                                   dtype=np.int64).view(np.uint64) for name in TABLES}  # fmt: skip
 
     def import_records(
         self, records: Records, user: str = "import", centre: str | None = None, dry_run: bool = False
@@ -146,15 +172,15 @@ class Store:
             if not len(incoming):
                 combined[name] = existing[name]
                 continue
-            hashes = row_hashes(incoming, name)
-            stored = stored_hashes[name]
-            fresh = (~hashes.isin(stored) & ~hashes.duplicated()).to_numpy()
+            hashes = hash_values(incoming, name)
+            fresh = ~np.isin(hashes, stored_hashes[name]) & ~pd.Series(hashes).duplicated().to_numpy()
             present[name] = int((~fresh).sum())
-            new_rows[name] = incoming[fresh].assign(record_hash=hashes[fresh].to_numpy())
+            kept = incoming[fresh]
+            new_rows[name] = kept.assign(record_hash=hashes[fresh].view(np.int64))
             parts = [p for p in (existing[name], incoming[fresh]) if len(p)]
             combined[name] = pd.concat(parts, ignore_index=True) if parts else incoming[fresh]
+        n_stored = {k: len(v) for k, v in existing.tables.items()}
         if not problems:  # cross-table rules on stored + new rows; rows are renumbered to the incoming files
-            n_stored = {k: len(v) for k, v in existing.tables.items()}
             for p in check_tables(combined):
                 if p.row is not None and p.row >= n_stored.get(p.table, 0):
                     p = Problem(p.table, p.row - n_stored.get(p.table, 0), p.column, p.value, p.rule)
@@ -166,49 +192,5 @@ class Store:
         added = {k: len(v) for k, v in new_rows.items() if len(v)}
         if dry_run or not added:
             return ImportReport(added, present, dry_run)
-        now = datetime.now(UTC)
-        with self.engine.begin() as conn:
-            for name, frame in new_rows.items():
-                if not len(frame):
-                    continue
-                payload = frame.reset_index(drop=True).assign(centre_code=centre,
-                                       created_by=user, created_at=now, deleted=False)  # fmt: skip
-                _bulk_insert(conn, name, payload)
+        write_tables(self.engine, new_rows, Audit(user, centre, datetime.now(UTC)), n_stored)
         return ImportReport(added, present, False)
-
-
-def _bulk_insert(conn: sa.Connection, name: str, payload: pd.DataFrame) -> None:
-    """executemany through the driver with row tuples (no per-row dicts or statement compilation)."""
-    table = METADATA.tables[name]
-    cols = [c.name for c in table.columns if c.name != "row_id"]
-    frame = payload.reindex(columns=cols)
-    sqlite = conn.dialect.name == "sqlite"
-    for c in TABLES[name].columns:
-        if c.kind == "date":
-            if sqlite:  # SQLAlchemy's SQLite Date storage is ISO text: format it vectorised
-                iso = frame[c.name].to_numpy(dtype="datetime64[D]").astype(str)
-                frame[c.name] = pd.Series(iso, index=frame.index).where(frame[c.name].notna().to_numpy())
-            else:
-                frame[c.name] = frame[c.name].dt.date
-    stamp = payload["created_at"].iloc[0].to_pydatetime()
-    if sqlite:  # SQLAlchemy's SQLite DateTime storage format (naive UTC)
-        stamp = stamp.replace(tzinfo=None).strftime("%Y-%m-%d %H:%M:%S.%f")
-    n = len(frame)
-    columns = []  # one Python list per column (C-level tolist), missing values as None, zipped into row tuples
-    for column_name in cols:
-        if column_name == "created_at":
-            columns.append([stamp] * n)
-            continue
-        col = frame[column_name]
-        missing = col.isna().to_numpy()
-        values = col.astype(object).to_numpy(copy=True)  # pandas 3 (copy-on-write) hands out read-only views
-        values[missing] = None
-        columns.append(values.tolist())
-    marks = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":1"}.get(conn.dialect.paramstyle, "?")
-    if conn.dialect.paramstyle == "numeric":
-        placeholders = ", ".join(f":{i + 1}" for i in range(len(cols)))
-    else:
-        placeholders = ", ".join([marks] * len(cols))
-    quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in cols)
-    sql = f"INSERT INTO {conn.dialect.identifier_preparer.quote(name)} ({quoted}) VALUES ({placeholders})"
-    conn.exec_driver_sql(sql, list(zip(*columns, strict=True)))

@@ -53,54 +53,96 @@ def _rows(mask: pd.Series) -> list[int]:
     return [int(i) for i in np.flatnonzero(mask.to_numpy())]
 
 
+@dataclass(frozen=True)
+class _Cells:
+    """A column as its distinct values and, per row, the position of its value among them (-1 = missing).
+
+    Rules run once per distinct value and their verdicts are spread back to the rows, so ten million lab rows
+    with a few thousand distinct dates are parsed a few thousand times. Typed numeric columns keep one entry
+    per row (``codes`` is then the identity)."""
+
+    values: pd.Series  # distinct values, index 0..k-1
+    codes: np.ndarray
+
+    @classmethod
+    def of(cls, raw: pd.Series) -> _Cells:
+        if raw.dtype.kind in "fiub":  # numbers: most values are distinct anyway
+            return cls(raw.reset_index(drop=True), np.arange(len(raw)))
+        codes, uniques = pd.factorize(raw, use_na_sentinel=True)
+        return cls(pd.Series(uniques), codes)
+
+    def rows(self, bad: pd.Series | np.ndarray) -> list[int]:
+        """Rows (0-based, ascending) whose value is flagged in ``bad`` (a mask over the distinct values)."""
+        flags = np.asarray(bad, dtype=bool)
+        if not flags.any():
+            return []
+        return np.flatnonzero(np.append(flags, False)[self.codes]).tolist()
+
+    def spread(self, typed: pd.Series | pd.Index | np.ndarray, index: pd.Index) -> pd.Series:
+        """Per-row values from per-distinct-value ``typed`` values (missing where the row is missing)."""
+        array = typed.array if isinstance(typed, pd.Series | pd.Index) else typed
+        taken = pd.api.extensions.take(array, self.codes, allow_fill=True)
+        dtype = taken.dtype if isinstance(taken, np.ndarray) else None  # object stays object (no Arrow re-inference)
+        return pd.Series(taken, index=index, dtype=dtype)
+
+
 def _check_column(table: str, col: Column, raw: pd.Series, problems: list[Problem]) -> pd.Series:
-    kind = raw.dtype.kind
+    """Type one column, appending a problem for every row that breaks a rule (rows are positions in ``raw``)."""
+    cells = _Cells.of(raw)
+    u = cells.values
+    kind = u.dtype.kind
     stripped = None
-    if kind in "fiu" or kind == "M":  # already typed (numbers, dates): no text to strip
-        present = raw.notna()
+    if kind in "fiub" or kind == "M":  # already typed (numbers, dates): no text to strip
+        present = u.notna().to_numpy()
     else:
-        stripped = raw.astype("string[pyarrow]").str.strip()  # Arrow kernels, not a Python loop per cell
-        present = pd.Series((stripped.fillna("") != "").to_numpy(dtype=bool), index=raw.index)
+        stripped = u.astype("string[pyarrow]").str.strip()  # Arrow kernels, not a Python loop per cell
+        present = (stripped.fillna("") != "").to_numpy(dtype=bool)
     hide = col.kind == "id"  # identifier values are never shown
     if col.required:
-        for r in _rows(~present):
-            problems.append(Problem(table, r, col.name, None, "a value is required"))
+        missing = np.flatnonzero(np.append(~present, True)[cells.codes])
+        problems.extend(Problem(table, int(r), col.name, None, "a value is required") for r in missing)
+
+    def flag(bad: pd.Series | np.ndarray, rule: str, shown: pd.Series | None) -> None:
+        bad = np.asarray(bad, dtype=bool)
+        for r in cells.rows(bad):
+            value = None if shown is None else shown.iloc[cells.codes[r]]
+            problems.append(Problem(table, r, col.name, value, rule))
+
     if col.kind == "date":
         if kind == "M":  # typed already (stored records): nothing to parse
-            return raw.dt.normalize()
-        parsed = pd.to_datetime(raw.where(present), errors="coerce", format="mixed")
-        for r in _rows(present & parsed.isna()):
-            problems.append(Problem(table, r, col.name, raw.iloc[r], "not a date (use YYYY-MM-DD)"))
-        return parsed.dt.normalize()
+            return cells.spread(u.dt.normalize(), raw.index)
+        parsed = _parse_dates(u.where(present))
+        flag(present & parsed.isna().to_numpy(), "not a date (use YYYY-MM-DD)", u)
+        return cells.spread(parsed.dt.normalize(), raw.index)
     if col.kind in ("number", "integer"):
-        num = pd.to_numeric(raw.where(present), errors="coerce")
-        for r in _rows(present & num.isna()):
-            problems.append(Problem(table, r, col.name, raw.iloc[r], "not a number"))
+        num = pd.to_numeric(u.where(present), errors="coerce")
+        flag(present & num.isna().to_numpy(), "not a number", u)
         if col.kind == "integer":
-            for r in _rows(num.notna() & (num != np.floor(num))):
-                problems.append(Problem(table, r, col.name, num.iloc[r], "must be a whole number"))
+            flag(num.notna() & (num != np.floor(num)), "must be a whole number", num)
         if col.low is not None:
-            for r in _rows(num < col.low):
-                problems.append(Problem(table, r, col.name, num.iloc[r], f"must be ≥ {col.low:g}"))
+            flag(num < col.low, f"must be ≥ {col.low:g}", num)
         if col.high is not None:
-            for r in _rows(num > col.high):
-                problems.append(Problem(table, r, col.name, num.iloc[r], f"must be ≤ {col.high:g}"))
-        return num
+            flag(num > col.high, f"must be ≤ {col.high:g}", num)
+        return cells.spread(num.astype("float64") if kind != "f" else num, raw.index)
     if col.kind == "bool":
         mapping = {"true": True, "false": False, "1": True, "0": False, "yes": True, "no": False, "y": True, "n": False}
-        text = raw.where(present).astype(str).str.strip().str.lower()
-        bad = present & ~text.isin(list(mapping))
-        for r in _rows(bad):
-            problems.append(Problem(table, r, col.name, raw.iloc[r], "must be yes/no (true/false, 1/0)"))
-        return text.map(mapping).astype("boolean")
-    text_values = stripped if stripped is not None else raw.astype("string[pyarrow]").str.strip()
-    out = text_values.astype(object).where(present.to_numpy(), None)
+        text = u.where(present).astype(str).str.strip().str.lower()
+        flag(present & ~text.isin(list(mapping)).to_numpy(), "must be yes/no (true/false, 1/0)", u)
+        return cells.spread(text.map(mapping).astype("boolean"), raw.index)
+    text_values = stripped if stripped is not None else u.astype("string[pyarrow]").str.strip()
+    out = text_values.astype(object).where(present, None)
     if col.kind == "choice":
-        for r in _rows(out.notna() & ~out.isin(col.choices)):
-            problems.append(
-                Problem(table, r, col.name, None if hide else out.iloc[r], f"must be one of {list(col.choices)}")
-            )
-    return out
+        flag(out.notna() & ~out.isin(col.choices), f"must be one of {list(col.choices)}", None if hide else out)
+    return cells.spread(out.to_numpy(dtype=object), raw.index)
+
+
+def _parse_dates(values: pd.Series) -> pd.Series:
+    """ISO dates (YYYY-MM-DD, with or without a time) by the fast parser; anything else value by value."""
+    iso = pd.to_datetime(values, errors="coerce", format="ISO8601")
+    retry = values.notna() & iso.isna()
+    if retry.any():
+        iso[retry] = pd.to_datetime(values[retry], errors="coerce", format="mixed")
+    return iso
 
 
 def type_tables(records: Records) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
@@ -141,15 +183,19 @@ def check_tables(clean: dict[str, pd.DataFrame], today: date | None = None) -> l
                 for r in _rows(future):
                     value = str(out[col.name].iloc[r].date())
                     problems.append(Problem(name, r, col.name, value, "date is in the future"))
+    patients = _PatientLookup(clean)
     for name, spec in TABLES.items():
         for col in spec.columns:
             if col.references and len(clean[name]):
                 ref_table, ref_col = col.references.split(".")
-                known_ids = set(clean[ref_table][ref_col].dropna())
                 values = clean[name][col.name]
-                for r in _rows(values.notna() & ~values.isin(known_ids)):
+                if col.references == "patients.patient_id":
+                    unknown = values.notna().to_numpy() & (patients.positions(name) < 0)
+                else:
+                    unknown = (values.notna() & ~values.isin(set(clean[ref_table][ref_col].dropna()))).to_numpy()
+                for r in np.flatnonzero(unknown).tolist():
                     problems.append(Problem(name, r, col.name, None, f"refers to an unknown {ref_table[:-1]}"))
-    problems.extend(_chronology(clean))
+    problems.extend(_chronology(clean, patients))
     return problems
 
 
@@ -163,28 +209,46 @@ def validate_records(records: Records, today: date | None = None) -> Records:
     return Records(clean)
 
 
-def _dates_of(keys: pd.Series, by_patient: pd.Series) -> pd.Series:
-    """Look up a per-patient date for each row (typed as dates even when a table is empty)."""
-    if not len(keys) or not len(by_patient):
-        return pd.Series(pd.NaT, index=keys.index, dtype="datetime64[ns]")
-    return pd.to_datetime(keys.map(by_patient))
+class _PatientLookup:
+    """Each row's position in the patients table (-1 = unknown patient), found once per table, so per-patient
+    values (diagnosis, death, first remission dates) reach ten million lab rows by array indexing."""
+
+    def __init__(self, clean: dict[str, pd.DataFrame]) -> None:
+        self.clean = clean
+        self.index = pd.Index(clean["patients"]["patient_id"].drop_duplicates())
+        self._positions: dict[str, np.ndarray] = {}
+
+    def positions(self, table: str) -> np.ndarray:
+        if table not in self._positions:
+            ids = self.clean[table]["patient_id"]
+            self._positions[table] = self.index.get_indexer(ids) if len(ids) else np.zeros(0, dtype=np.intp)
+        return self._positions[table]
+
+    def dates(self, table: str, by_patient: pd.Series) -> pd.Series:
+        """A per-patient date (indexed by patient id) for each row of ``table`` (NaT where none)."""
+        per_patient = pd.to_datetime(by_patient.reindex(self.index)).to_numpy(dtype="datetime64[ns]")
+        looked_up = np.append(per_patient, np.datetime64("NaT", "ns"))[self.positions(table)]
+        return pd.Series(looked_up, index=self.clean[table].index)
 
 
-def _chronology(t: dict[str, pd.DataFrame]) -> list[Problem]:
+def _first(frame: pd.DataFrame, column: str) -> pd.Series:
+    return frame.drop_duplicates("patient_id").set_index("patient_id")[column]
+
+
+def _chronology(t: dict[str, pd.DataFrame], patients: _PatientLookup) -> list[Problem]:
     problems: list[Problem] = []
-    diag = t["patients"].drop_duplicates("patient_id").set_index("patient_id")["diagnosis_date"]
-    death = t["deaths"].drop_duplicates("patient_id").set_index("patient_id")["date"]
-    for r in _rows(t["deaths"]["date"] < _dates_of(t["deaths"]["patient_id"], diag)):
+    diag = _first(t["patients"], "diagnosis_date")
+    death = _first(t["deaths"], "date")
+    for r in _rows(t["deaths"]["date"] < patients.dates("deaths", diag)):
         problems.append(Problem("deaths", r, "date", str(t["deaths"]["date"].iloc[r].date()), "death before diagnosis"))
     dated = list(EVENT_DATES)
     for table, col in dated:
         frame = t[table]
         if not len(frame):
             continue
-        d_death = _dates_of(frame["patient_id"], death)
-        for r in _rows(frame[col] > d_death):
+        for r in _rows(frame[col] > patients.dates(table, death)):
             problems.append(Problem(table, r, col, str(frame[col].iloc[r].date()), "after the patient's death"))
-        for r in _rows(frame[col] < _dates_of(frame["patient_id"], diag) - pd.Timedelta(days=365)):
+        for r in _rows(frame[col] < patients.dates(table, diag) - pd.Timedelta(days=365)):
             problems.append(Problem(table, r, col, str(frame[col].iloc[r].date()), "more than a year before diagnosis"))
     c = t["courses"]
     for r in _rows(c["end_date"] < c["start_date"]):
@@ -193,17 +257,28 @@ def _chronology(t: dict[str, pd.DataFrame]) -> list[Problem]:
     resp, rel = t["responses"], t["relapses"]
     if len(rel):
         first_rem = resp[resp["category"].isin(REMISSIONS)].groupby("patient_id")["date"].min()
-        rem = _dates_of(rel["patient_id"], first_rem)
+        rem = patients.dates("relapses", first_rem)
         relapse_kind = rel["kind"] != "progression"  # myeloma progression needs no remission (missing = relapse)
         for r in _rows(relapse_kind & (rem.isna() | (rel["date"] < rem))):
             problems.append(Problem("relapses", r, "date", str(rel["date"].iloc[r].date()),
                                     "relapse before the first remission (or without any remission)"))  # fmt: skip
     fu = t["follow_up"]
     if len(fu):
-        latest = pd.concat([t[table][["patient_id", col]].rename(columns={col: "d"}) for table, col in dated]
-                           + [t["deaths"][["patient_id", "date"]].rename(columns={"date": "d"})])  # fmt: skip
-        last = latest.groupby("patient_id")["d"].max()
-        for r in _rows(fu["last_contact_date"] < _dates_of(fu["patient_id"], last)):
+        last = _latest_dates(t, [*dated, ("deaths", "date")], patients)
+        for r in _rows(fu["last_contact_date"] < patients.dates("follow_up", last)):
             problems.append(Problem("follow_up", r, "last_contact_date", str(fu["last_contact_date"].iloc[r].date()),
                                     "last contact before the patient's latest dated record"))  # fmt: skip
     return problems
+
+
+def _latest_dates(t: dict[str, pd.DataFrame], dated: list[tuple[str, str]], patients: _PatientLookup) -> pd.Series:
+    """Each known patient's latest dated record (NaT without any), by position lookups and ``np.maximum.at``."""
+    latest = np.full(len(patients.index), np.iinfo(np.int64).min, dtype=np.int64)
+    for table, col in dated:
+        if not len(t[table]):
+            continue
+        pos = patients.positions(table)
+        days = t[table][col].to_numpy(dtype="datetime64[ns]").view(np.int64)
+        keep = (pos >= 0) & (days != np.iinfo(np.int64).min)  # NaT is int64 min
+        np.maximum.at(latest, pos[keep], days[keep])
+    return pd.Series(latest.view("datetime64[ns]"), index=patients.index)

@@ -122,6 +122,9 @@ def concordance_counts(
 
 def cox_concordance(fitted: _Fitted, beta: np.ndarray) -> float:
     rs = fitted.rs
-    counts = concordance_counts(rs.stop, rs.event, fitted.x @ beta, rs.weight, rs.stratum, fitted.entry)
+    # Row by row with the same operations, so equal covariate rows get bit-identical predictors and count as tied
+    # (a BLAS matrix-vector product may round rows differently by position; that broke ties on some builds).
+    risk = (np.ascontiguousarray(fitted.x) * beta).sum(axis=1)
+    counts = concordance_counts(rs.stop, rs.event, risk, rs.weight, rs.stratum, fitted.entry)
     total = counts["concordant"] + counts["discordant"] + counts["tied_x"]
     return (counts["concordant"] + counts["tied_x"] / 2) / total
