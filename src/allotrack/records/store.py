@@ -147,7 +147,9 @@ class Store:
                     rows = conn.exec_driver_sql(sql).cursor.fetchall()
                     columns = [np.array(c, dtype=object) for c in zip(*rows, strict=True)] if rows else [
                         np.array([], dtype=object) for _ in names]  # fmt: skip
-                out[name] = _typed(pd.DataFrame(dict(zip(names, columns, strict=True))), spec)
+                frame = pd.DataFrame({n: pd.Series(c, dtype=object if c.dtype == object else None)
+                                      for n, c in zip(names, columns, strict=True)})  # fmt: skip
+                out[name] = _typed(frame, spec)  # object columns stay object: no Arrow re-inference
         return Records(out)
 
     def _stored_hashes(self) -> dict[str, np.ndarray]:
