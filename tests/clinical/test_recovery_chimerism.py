@@ -152,3 +152,11 @@ def test_kinetics_per_patient():
     assert rows[2]["change"] is None and rows[3]["change"] == pytest.approx(-9.0)
     with pytest.raises(InputError, match="need an origin"):
         ch.chimerism_kinetics(results)
+
+def test_platelet_recovery_is_sought_after_the_nadir_of_a_chemotherapy_course():
+    from allotrack.clinical.recovery import platelet_engraftment
+
+    days = list(range(20))
+    counts = [150, 120, 90, 60, 30, 15, 10, 8, 8, 9, 12, 15, 18, 25, 30, 40, 55, 70, 90, 110]
+    out = platelet_engraftment(days, counts)
+    assert out.status == "reached" and out.day == 13 and out.nadir_day == 7

@@ -139,8 +139,9 @@ def platelet_engraftment(
     same_day: str = "min",
     origin: date | None = None,
 ) -> Recovery:
-    """CIBMTR platelet recovery: first of ``run`` consecutive values ≥ ``threshold`` × 10⁹/L, none supported by
-    a platelet transfusion in the ``transfusion_free_days`` before the run or during it."""
+    """CIBMTR platelet recovery: first of ``run`` consecutive values ≥ ``threshold`` × 10⁹/L after the nadir, none
+    supported by a platelet transfusion in the ``transfusion_free_days`` before the run or during it. (Searching
+    from the nadir, as for neutrophils, matters for chemotherapy courses, whose counts start above the threshold.)"""
     d, v = _series(days, platelets, "platelets", 2000.0, same_day, origin)
     tx = np.sort(_days(list(transfusion_days), origin)) if len(transfusion_days) else np.zeros(0)
     run = int(_check.number("run", run, 1, 30))
@@ -151,7 +152,7 @@ def platelet_engraftment(
         return Recovery("not applicable", None, float(d[nadir]), float(v[nadir]), (), rule)
     ok = v >= threshold
     # a value is usable as the first of a run only if no transfusion fell in (day − free_days, last day of run]
-    start_from = 0
+    start_from = nadir
     while True:
         s = _first_run(d[start_from:], ok[start_from:], run, max_gap_days)
         if s is None:
