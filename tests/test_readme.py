@@ -18,3 +18,12 @@ def test_readme_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     assert (tmp_path / "km.png").exists() and (tmp_path / "km.svg").exists()
     assert namespace["fg"].converged and namespace["gray"].dof == 1
+
+
+def test_readme_main_job_is_the_demo():
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    commands = re.findall(r"```bash\n(.*?)```", text, re.S)
+    assert commands[0].strip().endswith(".venv/bin/allotrack demo")
+    ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
+    readme_test = commands[1].strip().split(" && ", 1)[1].replace("pip install -e", "pip install --quiet -e")
+    assert readme_test in ci  # the README's test command is what CI runs (CI only adds --quiet)

@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from allotrack.records.schema import Records
+
 app = typer.Typer(help="allotrack: clinical-outcome studies of allogeneic cell therapies.", no_args_is_help=True)
 console = Console()
 
@@ -199,3 +201,78 @@ def export_deidentified(
 
 if __name__ == "__main__":  # pragma: no cover
     app()
+
+
+FORMAT_OPTION = typer.Option("html,docx", "--format", help="Comma-separated report formats: html, docx.")
+
+
+def _run_and_write(plan_path: Path, out: Path, formats: str, records: Records | None = None) -> dict[str, Path]:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from allotrack.study.plan import load_plan
+    from allotrack.study.run import run_study, write_report
+
+    plan = load_plan(plan_path)
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
+                  transient=True) as progress:  # fmt: skip
+        task = progress.add_task("starting", total=None)
+        result = run_study(plan, records=records, base_dir=plan_path.parent,
+                           progress=lambda msg: progress.update(task, description=msg))  # fmt: skip
+        progress.update(task, description="writing the report")
+        written = write_report(result, out, tuple(f.strip() for f in formats.split(",") if f.strip()))
+    return written
+
+
+def _print_written(written: dict[str, Path]) -> None:
+    for kind, path in written.items():
+        console.print(f"{kind:>8}: {path.resolve()}")
+
+
+@app.command()
+def run(
+    plan: Path = typer.Argument(..., exists=True, dir_okay=False, help="The study plan (TOML)."),
+    out: Path = typer.Option(Path("report"), "--out", help="Directory for the report and the dataset."),
+    formats: str = FORMAT_OPTION,
+) -> None:
+    """Run a study plan and write its report (HTML, DOCX) and analysis dataset."""
+    from allotrack.study.plan import PlanError
+
+    try:
+        written = _run_and_write(plan, out, formats)
+    except PlanError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    _print_written(written)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("allotrack-demo"), "--out", help="Directory for the store, report and dataset."),
+    formats: str = FORMAT_OPTION,
+) -> None:
+    """Build the bundled demo study (29 synthetic MST patients) into an embedded SQLite store, run its plan and
+    write the report."""
+    from allotrack.study.run import build_demo_store, demo_plan_path
+
+    out.mkdir(parents=True, exist_ok=True)
+    records = build_demo_store(out / "demo.db")
+    written = _run_and_write(demo_plan_path(), out, formats, records=records)
+    console.print("[bold]Demo study report written:[/bold]")
+    _print_written({"store": out / "demo.db", **written, "plan": demo_plan_path()})
+
+
+plan_app = typer.Typer(help="Study plans.")
+app.add_typer(plan_app, name="plan")
+
+
+@plan_app.command("check")
+def plan_check(plan: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+    """Validate a study plan; print every problem with its line and key."""
+    from allotrack.study.plan import PlanError, load_plan
+
+    try:
+        p = load_plan(plan)
+    except PlanError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"[green]{plan}: valid[/green] — {len(p.analyses)} analyses on {', '.join(p.endpoints.use)}")

@@ -121,13 +121,15 @@ def table_one(
     labels: Mapping[str, str] | None = None,
     normal: Sequence[str] = (),
     levels: Mapping[str, Sequence[object]] | None = None,
+    digits: Mapping[str, int] | None = None,
     overall: bool = True,
 ) -> TableOne:
     """Summarise ``variables`` of ``data`` overall and by the groups in column ``by`` with a p-value per variable.
 
     ``labels`` names variables for the table; ``normal`` lists continuous variables shown as mean (SD) and tested
-    with t-test/ANOVA; ``levels`` fixes the order of a categorical variable's levels."""
-    labels, levels = dict(labels or {}), dict(levels or {})
+    with t-test/ANOVA; ``levels`` fixes the order of a categorical variable's levels; ``digits`` sets the decimals
+    of a continuous variable's statistics (default: 0 for whole numbers, else 1)."""
+    labels, levels, decimals = dict(labels or {}), dict(levels or {}), dict(digits or {})
     variables = list(variables) if variables is not None else [c for c in data.columns if c != by]
     missing_cols = [v for v in [*variables, *([by] if by else [])] if v not in data.columns]
     if missing_cols:
@@ -156,11 +158,11 @@ def table_one(
         groups = [values[frame[by] == g] for g in group_values] if by else []
         if _is_continuous(values):
             stat = MEAN_STAT if is_normal else MEDIAN_STAT
-            digits = 0 if np.allclose(values.dropna() % 1, 0) else 1
+            places = decimals.get(var, 0 if np.allclose(values.dropna() % 1, 0) else 1)
             row: dict[str, object] = {"variable": var, "label": f"{label}", "level": None, "row_type": "label",
                                       "statistic": stat}  # fmt: skip
             for (name, mask), header in zip(columns, headers, strict=True):
-                text, numbers = _continuous_text(values[mask].dropna().to_numpy(float), is_normal, digits)
+                text, numbers = _continuous_text(values[mask].dropna().to_numpy(float), is_normal, places)
                 row[header] = text
                 row.update({f"{name}:{k}": v for k, v in numbers.items()})
             if len(groups) >= 2:
@@ -179,7 +181,7 @@ def table_one(
             if not dichotomous:
                 rows.append(head)
             for cat in cats:
-                row = dict(head) if dichotomous else {"variable": var, "label": str(cat), "level": cat,
+                row = dict(head) if dichotomous else {"variable": var, "label": _level_text(cat), "level": cat,
                                                       "row_type": "level", "statistic": stat}  # fmt: skip
                 for (name, mask), header in zip(columns, headers, strict=True):
                     sub = present[mask[present.index]]
@@ -214,13 +216,20 @@ def table_one(
                      for v, p in zip(stats["variable"], stats["p_value"], strict=True)]  # fmt: skip
     methods = list(dict.fromkeys(t.method for t in tests.values()))
     marks = {m: i + 2 for i, m in enumerate(methods)}
-    table = stats[["label", *headers]].rename(columns={"label": "Characteristic"})
+    table = stats[["label", *headers]].rename(columns={"label": "Characteristic"}).fillna("")
     if tests:
         table["p-value"] = [f"{format_pvalue(p)}{_sup(marks[m])}" if p == p else ""
                             for p, m in zip(stats["p_value"], stats["test"], strict=True)]  # fmt: skip
     table.columns = [f"{c}{_sup(1)}" if c in headers else c for c in table.columns]
     footnotes = ("1 " + "; ".join(used_stats), *(f"{marks[m]} {m}" for m in methods))
     return TableOne(stats, table.reset_index(drop=True), footnotes, tests)
+
+
+def _level_text(level: object) -> str:
+    """A level as the table shows it: whole-number floats without ".0" (5.0 -> "5")."""
+    if isinstance(level, float | np.floating) and float(level).is_integer():
+        return str(int(level))
+    return str(level)
 
 
 def _single_row(stats: pd.DataFrame, var: str) -> bool:

@@ -1,0 +1,311 @@
+"""One function per analysis kind of a study plan; each returns a report :class:`Section` (tables + figures).
+
+Times are analysed in the plan's unit (days from the records divided by 30.4375 for months, 365.25 for years).
+Tables show gtsummary's number formats (:mod:`allotrack.report.format`); every p-value names its test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+import allotrack as at
+from allotrack.endpoints.definitions import ENDPOINTS
+from allotrack.endpoints.recovery import recovery_per_course
+from allotrack.endpoints.timevarying import counting_process
+from allotrack.records.schema import Records
+from allotrack.report.clinical_figures import plot_chimerism, plot_forest, plot_swimmer
+from allotrack.report.document import FigureBlock, Section, TableBlock
+from allotrack.report.figures import plot_cumulative_incidence, plot_survival
+from allotrack.report.format import format_percent, format_pvalue, format_ratio
+from allotrack.report.table_one import table_one
+from allotrack.study import plan as sp
+from allotrack.study.dataset import UNIT_DAYS
+
+
+class Context:
+    """What every analysis needs: the dataset, the records, the time unit and the variable labels."""
+
+    def __init__(self, data: pd.DataFrame, records: Records, plan: sp.StudyPlan) -> None:
+        self.data, self.records, self.plan = data, records, plan
+        self.unit = plan.study.time_unit
+        self.scale = UNIT_DAYS[self.unit]
+        self.labels = dict(plan.baseline.labels) if plan.baseline else {}
+        self.levels = dict(plan.baseline.levels) if plan.baseline else {}
+
+    def label(self, name: str) -> str:
+        return self.labels.get(name, name.replace("_", " "))
+
+    def timed(self, endpoint: str) -> pd.DataFrame:
+        """Patients with a defined time for ``endpoint``, its time in the plan's unit as ``time``."""
+        d = self.data.dropna(subset=[f"{endpoint}_time", f"{endpoint}_status"]).copy()
+        d["time"] = d[f"{endpoint}_time"].astype(float) / self.scale
+        d["status"] = d[f"{endpoint}_status"].astype(int)
+        return d
+
+    def ordered(self, frame: pd.DataFrame, by: str) -> list[str]:
+        present = [str(v) for v in frame[by].dropna().unique()]
+        wanted = [str(v) for v in self.levels.get(by, [])]
+        return [v for v in wanted if v in present] + sorted(v for v in present if v not in wanted)
+
+
+def _ci(est: float, lo: float, hi: float, pct: bool = True) -> str:
+    if pct:
+        if lo != lo or hi != hi or est == 0:  # R gives no interval at 0 (log scale)
+            return f"{format_percent(est)}%"
+        return f"{format_percent(est)}% ({format_percent(lo)}–{format_percent(hi)})"
+    return f"{est:.1f} ({lo:.1f}–{hi:.1f})"
+
+
+def _months(x: float) -> str:
+    return "NR" if x != x else f"{x:.1f}"
+
+
+def kaplan_meier_section(ctx: Context, a: sp.KaplanMeierAnalysis) -> Section:
+    ep = ENDPOINTS[a.endpoint]
+    d = ctx.timed(a.endpoint)
+    figures, rows = [], []
+    overall = at.kaplan_meier(d, "time", "status")
+    med = overall.median().iloc[0]
+    rows.append({"Group": "All patients", "N": len(d), "Events": int(d["status"].sum()),
+                 f"Median, {ctx.unit} (95% CI)": f"{_months(float(med['median']))} "
+                                                  f"({_months(float(med['lower']))}–{_months(float(med['upper']))})",
+                 "p-value": ""})  # fmt: skip
+    for by in a.by:
+        sub = d.dropna(subset=[by])
+        order = ctx.ordered(sub, by)
+        sub = sub.assign(group=pd.Categorical(sub[by].astype(str), categories=order))
+        fit = at.kaplan_meier(sub, "time", "status", by="group")
+        test = at.logrank_test(sub, "time", "status", by="group")
+        medians = fit.median().set_index("group")
+        for g in order:
+            m = {k: float(medians.loc[g, k]) for k in ("median", "lower", "upper")}  # type: ignore[arg-type]
+            n_g = int((sub["group"] == g).sum())
+            rows.append({"Group": f"{ctx.label(by)}: {g}", "N": n_g,
+                         "Events": int(sub.loc[sub["group"] == g, "status"].sum()),
+                         f"Median, {ctx.unit} (95% CI)": f"{_months(m['median'])} "
+                                                          f"({_months(m['lower'])}–{_months(m['upper'])})",
+                         "p-value": format_pvalue(test.p_value) + "¹" if g == order[0] else ""})  # fmt: skip
+        fig = plot_survival(fit, pvalue=test.p_value, xlabel=f"Time since {ep.origin.replace('_', ' ')} ({ctx.unit})",
+                            ylabel=ep.label, labels=order, figsize=(7.0, 5.0))  # fmt: skip
+        figures.append(FigureBlock(f"{ep.label} by {ctx.label(by)} (Kaplan–Meier; log-rank p "
+                                   f"{format_pvalue(test.p_value)})", fig))  # fmt: skip
+    table = TableBlock(f"{ep.label}: medians", pd.DataFrame(rows),
+                       ("1 Log-rank test (R survdiff, rho = 0)", "Median: Kaplan–Meier, log CI (R survfit); "
+                        "NR = not reached"))  # fmt: skip
+    return Section(ep.label, (), (table,), tuple(figures))
+
+
+def landmark_section(ctx: Context, a: sp.LandmarkAnalysis) -> Section:
+    rows = []
+    for name in a.endpoints:
+        ep = ENDPOINTS[name]
+        d = ctx.timed(name)
+        groups: list[tuple[str, pd.DataFrame]] = [("All patients", d)]
+        if a.by:
+            groups += [(f"{ctx.label(a.by)}: {g}", d[d[a.by].astype(str) == g]) for g in ctx.ordered(d, a.by)]
+        for gname, sub in groups:
+            fit = at.kaplan_meier(sub, "time", "status")
+            est = fit.at([y * 365.25 / ctx.scale for y in a.years])
+            row = {"Endpoint": ep.label, "Group": gname, "N": len(sub)}
+            for y, (_, r) in zip(a.years, est.iterrows(), strict=True):
+                row[f"{y:g} year"] = _ci(r["survival"], r["lower"], r["upper"])
+            rows.append(row)
+    note = ("Kaplan–Meier estimate (95% CI, log transformation, R survfit) at each landmark",)
+    return Section("Landmark survival", (), (TableBlock("Survival at landmark times", pd.DataFrame(rows), note),))
+
+
+def _pretty_term(term: str) -> str:
+    """formulaic's ``C(age_group)[T.> 70]`` as ``> 70`` (the level compared with the reference)."""
+    if term.startswith("C(") and "[T." in term:
+        return term.split("[T.", 1)[1].rstrip("]")
+    return term.replace("_", " ")
+
+
+def _term_rows(summary: pd.DataFrame, label: str) -> list[dict[str, Any]]:
+    return [{"Variable": label, "Term": _pretty_term(str(term)),
+             "HR (95% CI)": f"{format_ratio(r['hr'])} ({format_ratio(r['hr_lower'])}–{format_ratio(r['hr_upper'])})",
+             "p-value": format_pvalue(r["p"]), "_hr": r["hr"], "_lo": r["hr_lower"], "_hi": r["hr_upper"],
+             "_p": r["p"]} for term, r in summary.iterrows()]  # fmt: skip
+
+
+def _formula_term(name: str, data: pd.DataFrame) -> str:
+    if pd.api.types.is_numeric_dtype(data[name]) and data[name].dropna().nunique() > 2:
+        return name
+    return f"C({name})" if not pd.api.types.is_numeric_dtype(data[name]) else name
+
+
+def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
+    ep = ENDPOINTS[a.endpoint]
+    d = ctx.timed(a.endpoint)
+    uni_rows, p_by_var = [], {}
+    for var in a.univariate:
+        sub = d.dropna(subset=[var])
+        model = at.cox_ph(sub, "time", "status", formula=_formula_term(var, sub))
+        uni_rows += _term_rows(model.summary, ctx.label(var))
+        p_by_var[var] = model.test("likelihood ratio").p_value
+    chosen = a.multivariate if a.multivariate is not None else [v for v in a.univariate if p_by_var[v] < a.select_p]
+    hidden = ["_hr", "_lo", "_hi", "_p"]
+    tables = [TableBlock(f"{ep.label}: univariate Cox models", pd.DataFrame(uni_rows).drop(columns=hidden),
+                         ("Cox proportional hazards (Efron ties, R coxph); Wald p-values",))]  # fmt: skip
+    figures = [FigureBlock(f"{ep.label}: hazard ratios, univariate models", plot_forest(pd.DataFrame(uni_rows)))]
+    note = f"Variables for the multivariate model: {', '.join(ctx.label(v) for v in chosen) or 'none'}"
+    note += "" if a.multivariate is not None else f" (univariate likelihood-ratio p < {a.select_p:g})."
+    if len(chosen) >= 2:
+        sub = d.dropna(subset=chosen)
+        model = at.cox_ph(sub, "time", "status", formula=" + ".join(_formula_term(v, sub) for v in chosen))
+        rows = _term_rows(model.summary, "")
+        tables.append(TableBlock(f"{ep.label}: multivariate Cox model (n = {model.n}, events = {model.n_events})",
+                                 pd.DataFrame(rows).drop(columns=["Variable", "_hr", "_lo", "_hi", "_p"]),
+                                 ("Cox proportional hazards (Efron ties, R coxph); Wald p-values",)))  # fmt: skip
+        figures.append(FigureBlock(f"{ep.label}: hazard ratios, multivariate model", plot_forest(pd.DataFrame(rows))))
+    return Section(f"{ep.label}: Cox regression", (note,), tuple(tables), tuple(figures))
+
+
+def time_dependent_cox_section(ctx: Context, a: sp.TimeDependentCoxAnalysis) -> Section:
+    """"More than N courses" as a covariate that switches on at the start of course N + 1 (no immortal time)."""
+    ep = ENDPOINTS[a.endpoint]
+    d = ctx.timed(a.endpoint)
+    courses = ctx.records["courses"].merge(ctx.records["patients"][["patient_id", "diagnosis_date"]], on="patient_id")
+    nth = courses[courses["number"] == a.courses_above + 1]
+    changes = pd.DataFrame({"patient_id": nth["patient_id"], "value": 1.0,
+                            "day": (nth["start_date"] - nth["diagnosis_date"]).dt.days / ctx.scale})  # fmt: skip
+    cp = counting_process(d[["patient_id", "time", "status"]], "time", "status", changes, "more_courses")
+    model = at.cox_ph(cp, "stop", "status", covariates=["more_courses"], entry="start")
+    fixed = at.cox_ph(d.assign(more_courses=(d["n_courses"] > a.courses_above).astype(float)), "time", "status",
+                      covariates=["more_courses"])  # fmt: skip
+    rows = _term_rows(model.summary, f"> {a.courses_above} courses, time-dependent")
+    rows += _term_rows(fixed.summary, f"> {a.courses_above} courses, fixed at baseline (immortal-time biased)")
+    text = (f"The number of courses is only known as treatment goes on, so comparing patients by their final number "
+            f"of courses credits the survival needed to receive them (immortal-time bias). The time-dependent model "
+            f"counts a patient in the '> {a.courses_above} courses' group only from the start of course "
+            f"{a.courses_above + 1} ({len(cp)} counting-process intervals for {len(d)} patients).")  # fmt: skip
+    table = TableBlock(f"{ep.label}: more than {a.courses_above} courses", pd.DataFrame(rows).drop(
+        columns=["Term", "_hr", "_lo", "_hi", "_p"]), ("Cox model on (start, stop] intervals (R coxph with tmerge)",))
+    return Section(f"{ep.label}: courses as a time-dependent covariate", (text,), (table,))
+
+
+def competing_section(ctx: Context, a: sp.CompetingAnalysis) -> Section:
+    ep = ENDPOINTS[a.endpoint]
+    d = ctx.timed(a.endpoint)
+    competing = ", ".join(k.replace("_", " ") for k in ep.competing)
+    figures, rows, tables = [], [], []
+    for by in a.by:
+        sub = d.dropna(subset=[by])
+        order = ctx.ordered(sub, by)
+        sub = sub.assign(group=pd.Categorical(sub[by].astype(str), categories=order))
+        fit = at.cumulative_incidence(sub, "time", "status", by="group")
+        gray = at.gray_test(sub, "time", "status", by="group", cause=1)
+        years = [1, 3, 5]
+        est = fit.at([y * 365.25 / ctx.scale for y in years])
+        est = est[est["cause"] == 1]
+        for g in order:
+            row = {"Group": f"{ctx.label(by)}: {g}", "N": int((sub["group"] == g).sum())}
+            for y in years:
+                r = est[(est["group"] == g) & np.isclose(est["time"], y * 365.25 / ctx.scale)]
+                row[f"{y} year"] = "—" if r.empty or r["estimate"].isna().all() else _ci(
+                    r["estimate"].iloc[0], r["lower"].iloc[0], r["upper"].iloc[0])  # fmt: skip
+            row["p-value"] = format_pvalue(gray.p_value) + "¹" if g == order[0] else ""
+            rows.append(row)
+        figures.append(FigureBlock(f"{ep.label} by {ctx.label(by)} (Gray's test p {format_pvalue(gray.p_value)})",
+                                   plot_cumulative_incidence(fit, cause=1, pvalue=gray.p_value, labels=order,
+                                   xlabel=f"Time since {ep.origin.replace('_', ' ')} ({ctx.unit})",
+                                   ylabel=ep.label, figsize=(7.0, 5.0))))  # fmt: skip
+    tables.append(TableBlock(f"{ep.label} (competing: {competing})", pd.DataFrame(rows),
+                             ("1 Gray's test (R cmprsk cuminc)", "Aalen–Johansen estimate, 95% CI log-log (cmprsk)")))
+    fg_rows = []
+    for var in a.fine_gray:
+        sub = d.dropna(subset=[var])
+        model = at.fine_gray(sub, "time", "status", formula=_formula_term(var, sub), cause=1)
+        for term, coefs in model.summary.iterrows():
+            shr, lo, hi, p = (float(coefs[k]) for k in ("shr", "shr_lower", "shr_upper", "p"))
+            fg_rows.append({"Variable": ctx.label(var), "Term": _pretty_term(str(term)),
+                            "SHR (95% CI)": f"{format_ratio(shr)} ({format_ratio(lo)}–{format_ratio(hi)})",
+                            "p-value": format_pvalue(p)})
+    if fg_rows:
+        tables.append(TableBlock(f"{ep.label}: Fine–Gray subdistribution hazards", pd.DataFrame(fg_rows),
+                                 ("Fine–Gray model (R cmprsk crr), sandwich variance",)))  # fmt: skip
+    return Section(ep.label, (), tuple(tables), tuple(figures))
+
+
+def response_section(ctx: Context, a: sp.SimpleAnalysis) -> Section:
+    d = ctx.data
+    groups: list[tuple[str, pd.DataFrame]] = [("All patients", d)]
+    if a.by:
+        groups += [(f"{ctx.label(a.by)}: {g}", d[d[a.by].astype(str) == g]) for g in ctx.ordered(d, a.by)]
+    rows = []
+    for name, sub in groups:
+        row: dict[str, Any] = {"Group": name, "N": len(sub)}
+        for col, label in (("cr", "Complete remission"), ("early_death", "Early death")):
+            k, n = int(sub[col].fillna(0).sum()), int(sub[col].notna().sum())
+            ci = sps.binomtest(k, n).proportion_ci(method="exact")
+            row[f"{label}, n (%; 95% CI)"] = f"{k} ({format_percent(k / n)}%; {format_percent(ci.low)}–" \
+                                             f"{format_percent(ci.high)}%)"
+        rows.append(row)
+    note = ("Exact (Clopper–Pearson) 95% confidence intervals (R binom.test)",)
+    return Section("Response and early death", (), (TableBlock("Complete remission and early death", pd.DataFrame(rows),
+                                                                note),))  # fmt: skip
+
+
+def recovery_section(ctx: Context, a: sp.SimpleAnalysis) -> Section:
+    inf = ctx.records["infusions"][["course_id", "date"]].rename(columns={"date": "infusion_date"})
+    courses = ctx.records["courses"][["course_id", "start_date"]].merge(inf, on="course_id")
+    offset = (courses["infusion_date"] - courses["start_date"]).dt.days.set_axis(courses["course_id"])
+    rows = []
+    for rule, label in (("neutrophil", "Neutrophils ≥ 0.5 × 10⁹/L"), ("platelet", "Platelets ≥ 20 × 10⁹/L")):
+        rec = recovery_per_course(ctx.records, rule=rule)
+        rec = rec[rec["status"] == "reached"]
+        days = (rec["end_day"] - rec["course_id"].map(offset)).dropna().to_numpy(float)
+        q1, med, q3 = np.quantile(days, [0.25, 0.5, 0.75], method="inverted_cdf") if len(days) else (np.nan,) * 3
+        rows.append({"Recovery": label, "Courses": len(days), "Median days after infusion (Q1, Q3)":
+                     f"{med:.0f} ({q1:.0f}, {q3:.0f})", "Range": f"{days.min():.0f}–{days.max():.0f}" if len(days)
+                     else "—"})  # fmt: skip
+    note = ("First of 3 consecutive days at or above the threshold after the nadir (CIBMTR); platelets without "
+            "transfusion in the preceding 7 days",)
+    return Section("Hematopoietic recovery", (), (TableBlock("Recovery per course", pd.DataFrame(rows), note),))
+
+
+def adverse_events_section(ctx: Context, a: sp.SimpleAnalysis) -> Section:
+    ae = ctx.records["adverse_events"]
+    worst = ae.groupby(["patient_id", "term"])["grade"].max().unstack()
+    d = ctx.data.set_index("patient_id")
+    table_data = pd.DataFrame(index=d.index)
+    for term in worst.columns:
+        grade = worst[term].reindex(d.index)
+        table_data[f"{term} (grade ≥ 3)"] = (grade >= 3).astype(int)
+    if a.by:
+        table_data[a.by] = d[a.by]
+    t = table_one(table_data.reset_index(drop=True), by=a.by, variables=[str(c) for c in table_data if c != a.by],
+                  levels=ctx.levels)  # fmt: skip
+    return Section("Adverse events", ("Worst CTCAE grade per patient and term.",),
+                   (TableBlock("Patients with a grade ≥ 3 adverse event", t),))
+
+
+def chimerism_section(ctx: Context, a: sp.SimpleAnalysis) -> Section:
+    ch = ctx.records["chimerism"]
+    fig = plot_chimerism(ch, ctx.records["patients"][["patient_id", "diagnosis_date"]], unit=ctx.unit, scale=ctx.scale)
+    summary = ch.groupby("patient_id")["donor_percent"].agg(["count", "median", "max"])
+    rows = [{"Tests": int(summary["count"].sum()), "Patients": len(summary),
+             "Median donor chimerism, %": f"{ch['donor_percent'].median():.2f}",
+             "Patients ever > 1 %": int((summary["max"] > 1).sum())}]  # fmt: skip
+    return Section("Donor chimerism", ("Donor chimerism before each course (microchimerism is expected after MST).",),
+                   (TableBlock("Chimerism tests", pd.DataFrame(rows)),),
+                   (FigureBlock("Donor chimerism per patient (log scale; dashed line: limit of detection)", fig),))
+
+
+def swimmer_section(ctx: Context, a: sp.SimpleAnalysis) -> Section:
+    fig = plot_swimmer(ctx.records, unit=ctx.unit, scale=ctx.scale)
+    return Section("Patient timelines", (), (), (FigureBlock("Courses, infusions, remission, relapse and death per "
+                                                             "patient", fig),))  # fmt: skip
+
+
+RUNNERS: dict[str, Callable[[Context, Any], Section]] = {
+    "km": kaplan_meier_section, "landmarks": landmark_section, "cox": cox_section,
+    "time_dependent_cox": time_dependent_cox_section, "competing": competing_section, "response": response_section,
+    "recovery": recovery_section, "adverse_events": adverse_events_section, "chimerism": chimerism_section,
+    "swimmer": swimmer_section,
+}  # fmt: skip

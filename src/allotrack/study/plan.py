@@ -1,0 +1,239 @@
+"""The study plan: a TOML file that says where the records are, which grouping variables to derive, which
+endpoints and which analyses to run. Validated by pydantic; every error names the key path and the line of the
+file it is on.
+
+Example (the demo study's plan is ``allotrack/study/demo_plan.toml``)::
+
+    [study]
+    title = "MST in older AML"
+    time_unit = "months"            # days | months (days / 30.4375) | years (days / 365.25)
+
+    [data]
+    source = "demo"                 # "demo", a database URL, or files = ["patients.csv", ...]
+
+    [[groups]]                      # derived grouping variables
+    name = "age_group"
+    variable = "age_at_diagnosis"
+    cut = [70]                      # right-closed: ≤ 70 | > 70; or cut = "median"
+    labels = ["60–70", "> 70"]
+
+    [endpoints]
+    use = ["os", "lfs", "cir", "nrm"]
+    landmark_years = [1, 3, 5]
+
+    [baseline]
+    by = "age_group"
+    variables = ["sex", "donor_age"]
+    normal = ["donor_age"]
+
+    [[analyses]]
+    kind = "km"                     # km | cox | competing | time_dependent_cox | landmarks | response
+    endpoint = "os"                 #   | recovery | adverse_events | chimerism | swimmer
+    by = ["age_group"]
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from allotrack.endpoints.definitions import ENDPOINTS
+from allotrack.errors import AllotrackError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StudyInfo(_Strict):
+    title: str
+    time_unit: Literal["days", "months", "years"] = "months"
+    description: str = ""
+
+
+class DataSource(_Strict):
+    source: str | None = None  # "demo" or a database URL
+    files: list[str] = []
+    mapping: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSource:
+        if bool(self.source) == bool(self.files):
+            raise ValueError("give either source (\"demo\" or a database URL) or files, not both or neither")
+        return self
+
+
+class GroupVariable(_Strict):
+    name: str
+    variable: str
+    cut: list[float] | Literal["median"]
+    labels: list[str]
+
+    @model_validator(mode="after")
+    def _labels_match(self) -> GroupVariable:
+        n_groups = 2 if self.cut == "median" else len(self.cut) + 1
+        if len(self.labels) != n_groups:
+            raise ValueError(f"{n_groups} labels are needed for {self.cut!r}, not {len(self.labels)}")
+        return self
+
+
+class EndpointChoice(_Strict):
+    use: list[str] = ["os"]
+    early_death_days: Annotated[int, Field(ge=1, le=365)] = 28
+    landmark_years: list[float] = []
+
+    @field_validator("use")
+    @classmethod
+    def _known(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in ENDPOINTS]
+        if unknown:
+            raise ValueError(f"unknown endpoint(s) {unknown}; known: {sorted(ENDPOINTS)}")
+        return names
+
+
+class Baseline(_Strict):
+    by: str | None = None
+    variables: list[str]
+    normal: list[str] = []
+    labels: dict[str, str] = {}
+    digits: dict[str, int] = {}
+    levels: dict[str, list[str]] = {}
+
+
+class KaplanMeierAnalysis(_Strict):
+    kind: Literal["km"]
+    endpoint: str
+    by: list[str] = []
+
+
+class CoxAnalysis(_Strict):
+    kind: Literal["cox"]
+    endpoint: str
+    univariate: list[str]
+    multivariate: list[str] | None = None  # None: the univariate terms with p below `select_p`
+    select_p: Annotated[float, Field(gt=0, le=1)] = 0.1
+
+
+class CompetingAnalysis(_Strict):
+    kind: Literal["competing"]
+    endpoint: str
+    by: list[str] = []
+    fine_gray: list[str] = []
+
+
+class TimeDependentCoxAnalysis(_Strict):
+    kind: Literal["time_dependent_cox"]
+    endpoint: str
+    courses_above: Annotated[int, Field(ge=1)] = 3  # "more than N courses" switches on at the start of course N + 1
+
+
+class LandmarkAnalysis(_Strict):
+    kind: Literal["landmarks"]
+    endpoints: list[str]
+    years: list[float]
+    by: str | None = None
+
+
+class SimpleAnalysis(_Strict):
+    kind: Literal["response", "recovery", "adverse_events", "chimerism", "swimmer"]
+    by: str | None = None
+
+
+Analysis = Annotated[
+    KaplanMeierAnalysis | CoxAnalysis | CompetingAnalysis | TimeDependentCoxAnalysis | LandmarkAnalysis
+    | SimpleAnalysis,
+    Field(discriminator="kind"),
+]
+
+
+class StudyPlan(_Strict):
+    """A whole study plan (see the module docstring for the file format)."""
+
+    study: StudyInfo
+    data: DataSource
+    groups: list[GroupVariable] = []
+    endpoints: EndpointChoice = EndpointChoice()
+    baseline: Baseline | None = None
+    analyses: list[Analysis] = []
+
+    @model_validator(mode="after")
+    def _endpoints_declared(self) -> StudyPlan:
+        for i, a in enumerate(self.analyses):
+            names = getattr(a, "endpoints", None) or ([a.endpoint] if hasattr(a, "endpoint") else [])
+            for name in names:
+                if name not in self.endpoints.use:
+                    raise ValueError(f"analyses[{i}] uses endpoint {name!r}, which [endpoints] use does not list")
+            if isinstance(a, CompetingAnalysis) and not ENDPOINTS[a.endpoint].is_competing:
+                raise ValueError(f"analyses[{i}]: {a.endpoint!r} is not a competing-risk endpoint")
+        return self
+
+
+class PlanError(AllotrackError, ValueError):
+    """The plan file is not valid; ``problems`` lists (line, key path, message)."""
+
+    def __init__(self, path: str, problems: list[tuple[int | None, str, str]]) -> None:
+        self.problems = problems
+        lines = [f"  {path}:{line or '?'}: {key}: {msg}" for line, key, msg in problems]
+        super().__init__(f"{len(problems)} problem(s) in the study plan:\n" + "\n".join(lines))
+
+
+def load_plan(path: str | Path) -> StudyPlan:
+    """Read and validate a plan file; raise :class:`PlanError` with every problem and its line."""
+    text = Path(path).read_text(encoding="utf-8")
+    return parse_plan(text, str(path))
+
+
+def parse_plan(text: str, name: str = "<plan>") -> StudyPlan:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        line = re.search(r"line (\d+)", str(exc))
+        raise PlanError(name, [(int(line.group(1)) if line else None, "(file)", str(exc))]) from None
+    try:
+        return StudyPlan.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            problems.append((_line_of(text, loc), _dotted(loc), err["msg"].removeprefix("Value error, ")))
+        raise PlanError(name, problems) from None
+
+
+def _dotted(loc: tuple[object, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("km", "cox", "competing", "time_dependent_cox", "landmarks", "response", "recovery",
+                      "adverse_events", "chimerism", "swimmer") and out.endswith("]"):  # fmt: skip
+            continue  # pydantic's discriminator tag
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(plan)"
+
+
+def _line_of(text: str, loc: tuple[object, ...]) -> int | None:
+    """The line of the key a validation error points at: walk the table headers ([x] / [[x]] occurrences) and
+    then the key inside that table; the table's header line when the key itself is missing."""
+    lines = text.splitlines()
+    keys = [p for p in loc if isinstance(p, str)]
+    if not keys:
+        return None
+    table, index = keys[0], next((p for p in loc[1:2] if isinstance(p, int)), 0)
+    header = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}\s*\]\]?\s*$")
+    starts = [i for i, line in enumerate(lines) if header.match(line)]
+    if not starts:
+        key = re.compile(rf"^\s*{re.escape(table)}\s*=")
+        return next((i + 1 for i, line in enumerate(lines) if key.match(line)), None)
+    start = starts[min(index, len(starts) - 1)]
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    for part in reversed(keys[1:]):
+        key = re.compile(rf"^\s*{re.escape(part)}\s*=")
+        hit = next((i for i in range(start + 1, end) if key.match(lines[i])), None)
+        if hit is not None:
+            return hit + 1
+    return start + 1
