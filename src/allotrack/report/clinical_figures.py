@@ -21,7 +21,8 @@ def plot_forest(rows: pd.DataFrame, xlabel: str = "Hazard ratio (95% CI, log sca
                 ecolor="#1f4e79", capsize=3, markersize=5)  # fmt: skip
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log")
-    names = [f"{v}: {t}" if v else str(t) for v, t in zip(rows.get("Variable", [""] * n), rows["Term"], strict=True)]
+    names = [f"{v}: {t}" if v and t and t != "per unit" else str(v or t)
+             for v, t in zip(rows.get("Variable", [""] * n), rows["Term"], strict=True)]  # fmt: skip
     ax.set_yticks(y, names)
     for yi, (_, r) in zip(y, rows.iterrows(), strict=True):
         ax.annotate(f"{format_ratio(r['_hr'])} ({format_ratio(r['_lo'])}–{format_ratio(r['_hi'])}), "

@@ -119,18 +119,26 @@ def landmark_section(ctx: Context, a: sp.LandmarkAnalysis) -> Section:
     return Section("Landmark survival", (), (TableBlock("Survival at landmark times", pd.DataFrame(rows), note),))
 
 
-def _pretty_term(term: str) -> str:
-    """formulaic's ``C(age_group)[T.> 70]`` as ``> 70`` (the level compared with the reference)."""
+def _split_term(term: str) -> tuple[str, str]:
+    """formulaic's ``C(age_group)[T.> 70]`` as (``age_group``, ``> 70`` — the level compared with the reference);
+    a numeric term as (its name, ``per unit``)."""
     if term.startswith("C(") and "[T." in term:
-        return term.split("[T.", 1)[1].rstrip("]")
-    return term.replace("_", " ")
+        return term[2 : term.index(")")], term.split("[T.", 1)[1].rstrip("]")
+    return term, "per unit"
 
 
-def _term_rows(summary: pd.DataFrame, label: str) -> list[dict[str, Any]]:
-    return [{"Variable": label, "Term": _pretty_term(str(term)),
-             "HR (95% CI)": f"{format_ratio(r['hr'])} ({format_ratio(r['hr_lower'])}–{format_ratio(r['hr_upper'])})",
-             "p-value": format_pvalue(r["p"]), "_hr": r["hr"], "_lo": r["hr_lower"], "_hi": r["hr_upper"],
-             "_p": r["p"]} for term, r in summary.iterrows()]  # fmt: skip
+def _term_rows(summary: pd.DataFrame, ctx: Context, label: str | None = None) -> list[dict[str, Any]]:
+    rows = []
+    for term, r in summary.iterrows():
+        var, level = _split_term(str(term))
+        if level == "per unit" and var in ctx.data and set(ctx.data[var].dropna().unique()) <= {0, 1}:
+            level = "yes vs no"
+        rows.append({"Variable": label or ctx.label(var), "Term": level if label is None else "",
+                     "HR (95% CI)": f"{format_ratio(r['hr'])} ({format_ratio(r['hr_lower'])}–"
+                                    f"{format_ratio(r['hr_upper'])})",
+                     "p-value": format_pvalue(r["p"]), "_hr": r["hr"], "_lo": r["hr_lower"], "_hi": r["hr_upper"],
+                     "_p": r["p"]})  # fmt: skip
+    return rows
 
 
 def _formula_term(name: str, data: pd.DataFrame) -> str:
@@ -146,7 +154,7 @@ def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
     for var in a.univariate:
         sub = d.dropna(subset=[var])
         model = at.cox_ph(sub, "time", "status", formula=_formula_term(var, sub))
-        uni_rows += _term_rows(model.summary, ctx.label(var))
+        uni_rows += _term_rows(model.summary, ctx)
         p_by_var[var] = model.test("likelihood ratio").p_value
     chosen = a.multivariate if a.multivariate is not None else [v for v in a.univariate if p_by_var[v] < a.select_p]
     hidden = ["_hr", "_lo", "_hi", "_p"]
@@ -158,9 +166,9 @@ def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
     if len(chosen) >= 2:
         sub = d.dropna(subset=chosen)
         model = at.cox_ph(sub, "time", "status", formula=" + ".join(_formula_term(v, sub) for v in chosen))
-        rows = _term_rows(model.summary, "")
+        rows = _term_rows(model.summary, ctx)
         tables.append(TableBlock(f"{ep.label}: multivariate Cox model (n = {model.n}, events = {model.n_events})",
-                                 pd.DataFrame(rows).drop(columns=["Variable", "_hr", "_lo", "_hi", "_p"]),
+                                 pd.DataFrame(rows).drop(columns=hidden),
                                  ("Cox proportional hazards (Efron ties, R coxph); Wald p-values",)))  # fmt: skip
         figures.append(FigureBlock(f"{ep.label}: hazard ratios, multivariate model", plot_forest(pd.DataFrame(rows))))
     return Section(f"{ep.label}: Cox regression", (note,), tuple(tables), tuple(figures))
@@ -178,8 +186,8 @@ def time_dependent_cox_section(ctx: Context, a: sp.TimeDependentCoxAnalysis) -> 
     model = at.cox_ph(cp, "stop", "status", covariates=["more_courses"], entry="start")
     fixed = at.cox_ph(d.assign(more_courses=(d["n_courses"] > a.courses_above).astype(float)), "time", "status",
                       covariates=["more_courses"])  # fmt: skip
-    rows = _term_rows(model.summary, f"> {a.courses_above} courses, time-dependent")
-    rows += _term_rows(fixed.summary, f"> {a.courses_above} courses, fixed at baseline (immortal-time biased)")
+    rows = _term_rows(model.summary, ctx, f"> {a.courses_above} courses, time-dependent")
+    rows += _term_rows(fixed.summary, ctx, f"> {a.courses_above} courses, fixed at baseline (immortal-time biased)")
     text = (f"The number of courses is only known as treatment goes on, so comparing patients by their final number "
             f"of courses credits the survival needed to receive them (immortal-time bias). The time-dependent model "
             f"counts a patient in the '> {a.courses_above} courses' group only from the start of course "
@@ -223,7 +231,7 @@ def competing_section(ctx: Context, a: sp.CompetingAnalysis) -> Section:
         model = at.fine_gray(sub, "time", "status", formula=_formula_term(var, sub), cause=1)
         for term, coefs in model.summary.iterrows():
             shr, lo, hi, p = (float(coefs[k]) for k in ("shr", "shr_lower", "shr_upper", "p"))
-            fg_rows.append({"Variable": ctx.label(var), "Term": _pretty_term(str(term)),
+            fg_rows.append({"Variable": ctx.label(var), "Term": _split_term(str(term))[1],
                             "SHR (95% CI)": f"{format_ratio(shr)} ({format_ratio(lo)}–{format_ratio(hi)})",
                             "p-value": format_pvalue(p)})
     if fg_rows:
