@@ -276,3 +276,60 @@ def plan_check(plan: Path = typer.Argument(..., exists=True, dir_okay=False)) ->
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
     console.print(f"[green]{plan}: valid[/green] — {len(p.analyses)} analyses on {', '.join(p.endpoints.use)}")
+
+
+@app.command()
+def serve(
+    db: str | None = DB_OPTION,
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    port: int = typer.Option(8000, help="Port."),
+    workers: int = typer.Option(1, help="Worker processes (PostgreSQL: several; SQLite: 1 is plenty)."),
+) -> None:
+    """Run the web application (FastAPI) over the record store."""
+    import logging
+
+    import uvicorn
+
+    from allotrack.records.store import database_url
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    url = database_url(db)
+    console.print(f"allotrack web on http://{host}:{port} — store {_safe_url(url)}")
+    if workers > 1:  # each worker imports allotrack.web.server, which reads the URL from the environment
+        import os
+
+        os.environ["ALLOTRACK_DATABASE_URL"] = url
+        uvicorn.run("allotrack.web.server:app", host=host, port=port, workers=workers, access_log=False)
+    else:
+        from allotrack.web.app import create_app
+
+        uvicorn.run(create_app(url), host=host, port=port, access_log=False)  # access log off: paths hold ids
+
+
+user_app = typer.Typer(help="Web application accounts.")
+app.add_typer(user_app, name="user")
+
+
+@user_app.command("add")
+def user_add(
+    username: str = typer.Argument(...),
+    role: str = typer.Option("administrator", help="administrator, data_manager, analyst or viewer."),
+    centre: str | None = typer.Option(None, help="The user's centre (data access group); required except for "
+                                      "administrators."),
+    db: str | None = DB_OPTION,
+    password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
+) -> None:
+    """Create a web account (the first one: an administrator)."""
+    from allotrack.errors import InputError
+    from allotrack.records.store import Store
+    from allotrack.web.accounts import add_user
+
+    store = Store(db)
+    store.init()
+    try:
+        user = add_user(store.engine, username, password, role, centre)
+    except InputError as exc:
+        console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    console.print(f"created {user.role} '{user.username}'" + (f" for centre {user.centre_code}" if user.centre_code
+                                                              else ""))  # fmt: skip

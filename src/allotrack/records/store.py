@@ -63,6 +63,48 @@ def build_metadata() -> sa.MetaData:
 
 METADATA = build_metadata()
 
+# The web application's tables (migration 0003): accounts, API tokens, the audit log, the study lock.
+USERS = sa.Table(
+    "users", METADATA,
+    sa.Column("user_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("username", sa.String(100), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(20), nullable=False),
+    sa.Column("centre_code", sa.String(50)),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)  # fmt: skip
+API_TOKENS = sa.Table(
+    "api_tokens", METADATA,
+    sa.Column("token_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.user_id"), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked", sa.Boolean, nullable=False),
+)  # fmt: skip
+AUDIT_LOG = sa.Table(
+    "audit_log", METADATA,
+    sa.Column("audit_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("username", sa.String(100), nullable=False),
+    sa.Column("action", sa.String(20), nullable=False),
+    sa.Column("table_name", sa.String(50), nullable=False),
+    sa.Column("row_id", sa.Integer),
+    sa.Column("patient_id", sa.String(200), index=True),
+    sa.Column("centre_code", sa.String(50)),
+    sa.Column("old_values", sa.Text),
+    sa.Column("new_values", sa.Text),
+    sa.Column("reason", sa.String(500)),
+)  # fmt: skip
+STUDY_LOCK = sa.Table(
+    "study_lock", METADATA,
+    sa.Column("lock_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("locked", sa.Boolean, nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("username", sa.String(100), nullable=False),
+    sa.Column("reason", sa.String(500)),
+)  # fmt: skip
+
 
 def _typed(frame: pd.DataFrame, spec: Table) -> pd.DataFrame:
     """Stored values as the schema types them: dates as datetime64, numbers as float64, yes/no as boolean, text

@@ -1,0 +1,154 @@
+"""Record access for the web application, always through the user's data access group: every query is filtered
+by the row's ``centre_code`` (unless the user is an administrator without a centre), and a patient of another
+centre is answered exactly like a patient that does not exist. Every change writes its audit row in the same
+transaction; nothing is hard-deleted."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+
+from allotrack.errors import AllotrackError
+from allotrack.records.hashing import hash_values
+from allotrack.records.schema import TABLES, Records
+from allotrack.records.store import METADATA
+from allotrack.records.validate import Problem, ValidationError, validate_records
+from allotrack.web.accounts import User
+from allotrack.web.audit import is_locked, record_change
+
+
+class NotFound(AllotrackError, LookupError):
+    """No such record in the user's data access group."""
+
+
+class Forbidden(AllotrackError, PermissionError):
+    """The user's role does not allow this."""
+
+
+def _scoped(table: sa.Table, user: User) -> list[Any]:
+    conds: list[Any] = [table.c.deleted.is_(False)]
+    if user.centre_code is not None:
+        conds.append(table.c.centre_code == user.centre_code)
+    return conds
+
+
+def list_patients(engine: sa.Engine, user: User, search: str = "", limit: int = 200, offset: int = 0) -> pd.DataFrame:
+    """Patients the user may see (id, sex, diagnosis, diagnosis date, age, centre), optionally filtered by a
+    case-insensitive id / diagnosis search."""
+    p = METADATA.tables["patients"]
+    q = sa.select(p.c.patient_id, p.c.sex, p.c.diagnosis, p.c.diagnosis_date, p.c.age_at_diagnosis,
+                  p.c.centre_code).where(*_scoped(p, user))  # fmt: skip
+    if search:
+        like = f"%{search.lower()}%"
+        q = q.where(sa.or_(sa.func.lower(p.c.patient_id).like(like), sa.func.lower(p.c.diagnosis).like(like)))
+    q = q.order_by(p.c.patient_id).limit(limit).offset(offset)
+    with engine.connect() as conn:
+        rows = conn.execute(q).mappings().all()
+    return pd.DataFrame([dict(r) for r in rows], columns=["patient_id", "sex", "diagnosis", "diagnosis_date",
+                                                          "age_at_diagnosis", "centre_code"])  # fmt: skip
+
+
+def patient_records(engine: sa.Engine, user: User, patient_id: str) -> Records:
+    """Every current record of one patient of the user's centre, typed; :class:`NotFound` otherwise."""
+    out: dict[str, pd.DataFrame] = {}
+    with engine.connect() as conn:
+        for name, spec in TABLES.items():
+            t = METADATA.tables[name]
+            cols = [t.c.row_id, *[t.c[c.name] for c in spec.columns]]
+            rows = conn.execute(sa.select(*cols).where(t.c.patient_id == patient_id, *_scoped(t, user))
+                                .order_by(t.c.row_id)).mappings().all()  # fmt: skip
+            frame = pd.DataFrame([dict(r) for r in rows], columns=["row_id", *[c.name for c in spec.columns]])
+            for c in spec.columns:
+                if c.kind == "date":
+                    frame[c.name] = pd.to_datetime(frame[c.name])
+            out[name] = frame
+    if out["patients"].empty:
+        raise NotFound("no such patient in your data access group")
+    return Records(out)
+
+
+def add_record(engine: sa.Engine, user: User, table: str, values: dict[str, Any], reason: str | None = None,
+               today: date | None = None) -> int:  # fmt: skip
+    """Validate one new record against the patient's other records, insert it and audit it; returns its row id.
+    Changes to locked study data need a reason."""
+    if not user.can_write:
+        raise Forbidden("your role cannot change records")
+    if table not in TABLES or table == "patients":
+        raise Forbidden("records of this table are added by import")
+    patient_id = str(values.get("patient_id", ""))
+    existing = patient_records(engine, user, patient_id)  # NotFound for another centre's patient
+    spec = TABLES[table]
+    row = {c.name: values.get(c.name) for c in spec.columns}
+    frames = {n: existing[n].drop(columns="row_id") for n in TABLES}
+    frames[table] = pd.concat([frames[table], pd.DataFrame([row])], ignore_index=True)
+    try:
+        typed = validate_records(Records(frames), today)
+    except ValidationError as err:  # only the new row's problems matter to the form (the rest was valid before)
+        new_row = len(frames[table]) - 1
+        mine = [p for p in err.problems if p.table == table and p.row in (new_row, None)] or err.problems
+        raise ValidationError([Problem(p.table, None if p.table == table else p.row, p.column, p.value, p.rule)
+                               for p in mine]) from None  # fmt: skip
+    new = typed[table].iloc[[len(frames[table]) - 1]].reset_index(drop=True)
+    record_hash = int(hash_values(new, table).view(np.int64)[0])
+    t = METADATA.tables[table]
+    payload: dict[str, Any] = {str(c): (None if pd.isna(v) else (v.date() if isinstance(v, pd.Timestamp) else v))
+                               for c, v in new.iloc[0].items()}  # fmt: skip
+    with engine.begin() as conn:
+        if is_locked(conn) and not reason:
+            raise Forbidden("the study data are locked: give a reason for this change")
+        duplicate = conn.execute(sa.select(t.c.row_id).where(t.c.patient_id == patient_id,
+                                                             t.c.record_hash == record_hash)).first()  # fmt: skip
+        if duplicate is not None:
+            raise ValidationError([Problem(table, None, None, None, "this record is already stored")])
+        result = conn.execute(t.insert().values(**payload, record_hash=record_hash, centre_code=user.centre_code
+                                                or _patient_centre(conn, patient_id), created_by=user.username,
+                                                created_at=datetime.now(UTC), deleted=False))  # fmt: skip
+        row_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+        record_change(conn, user.username, "create", table, row_id, patient_id, user.centre_code, None, payload, reason)
+    return row_id
+
+
+def _patient_centre(conn: sa.Connection, patient_id: str) -> str | None:
+    p = METADATA.tables["patients"]
+    row = conn.execute(sa.select(p.c.centre_code).where(p.c.patient_id == patient_id)).first()
+    return row.centre_code if row is not None else None
+
+
+def soft_delete(engine: sa.Engine, user: User, table: str, row_id: int, reason: str) -> None:
+    """Mark a record deleted (it stays in the database), with the reason, in the audit trail."""
+    if not user.can_write:
+        raise Forbidden("your role cannot change records")
+    if not reason.strip():
+        raise Forbidden("deleting a record needs a reason")
+    if table not in TABLES:
+        raise NotFound("no such table")
+    t = METADATA.tables[table]
+    with engine.begin() as conn:
+        row = conn.execute(sa.select(t).where(t.c.row_id == row_id, *_scoped(t, user))).mappings().first()
+        if row is None:
+            raise NotFound("no such record in your data access group")
+        conn.execute(t.update().where(t.c.row_id == row_id).values(deleted=True, deleted_reason=reason))
+        old = {k: v for k, v in row.items() if k in {c.name for c in TABLES[table].columns}}
+        record_change(conn, user.username, "delete", table, row_id, row["patient_id"], row["centre_code"], old, None,
+                      reason)  # fmt: skip
+
+
+def scoped_records(engine: sa.Engine, user: User) -> Records:
+    """Every current record of the user's data access group, typed (for alerts, dashboards and reports)."""
+    out: dict[str, pd.DataFrame] = {}
+    with engine.connect() as conn:
+        for name, spec in TABLES.items():
+            t = METADATA.tables[name]
+            rows = conn.execute(sa.select(*[t.c[c.name] for c in spec.columns]).where(*_scoped(t, user))).all()
+            frame = pd.DataFrame(rows, columns=[c.name for c in spec.columns])
+            for c in spec.columns:
+                if c.kind == "date":
+                    frame[c.name] = pd.to_datetime(frame[c.name])
+                elif c.kind in ("number", "integer"):
+                    frame[c.name] = pd.to_numeric(frame[c.name]).astype("float64")
+            out[name] = frame
+    return Records(out)

@@ -1,0 +1,146 @@
+"""The JSON API (OpenAPI at ``/api/openapi.json``). Scripts authenticate with a bearer token from
+``POST /api/token``; a browser session may call it too, but then every change needs the ``X-CSRF-Token`` header."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from allotrack.clinical.gvhd import magic_grade, magic_stage
+from allotrack.web.accounts import User, authenticate, issue_token
+from allotrack.web.alerts import all_alerts
+from allotrack.web.app import CsrfRejected, current_user
+from allotrack.web.audit import patient_audit
+from allotrack.web.data import Forbidden, add_record, list_patients, patient_records, scoped_records, soft_delete
+from allotrack.web.security import csrf_ok
+
+router = APIRouter(prefix="/api", tags=["api"])
+UserDep = Annotated[User, Depends(current_user)]
+
+
+def _changes_allowed(request: Request) -> None:
+    if not getattr(request.state, "via_token", False) and not csrf_ok(request, request.headers.get("x-csrf-token")):
+        raise CsrfRejected()
+
+
+class Credentials(BaseModel):
+    username: str = Field(max_length=100)
+    password: str = Field(max_length=200)
+
+
+class TokenOut(BaseModel):
+    token: str
+    token_type: str = "bearer"
+
+
+class PatientOut(BaseModel):
+    patient_id: str
+    sex: str | None
+    diagnosis: str | None
+    diagnosis_date: date | None
+    age_at_diagnosis: float | None
+    centre_code: str | None
+
+
+class GvhdIn(BaseModel):
+    date: date
+    skin_bsa: float = Field(0, ge=0, le=100)
+    bilirubin: float = Field(0, ge=0, le=100)
+    upper_gi: bool = False
+    stool_ml: float = Field(0, ge=0, le=20000)
+    reason: str | None = Field(None, max_length=500)
+
+
+class GvhdOut(BaseModel):
+    row_id: int
+    grade: int
+    label: str
+    stages: dict[str, int]
+
+
+class DeleteIn(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class AlertOut(BaseModel):
+    patient_id: str
+    kind: str
+    severity: str
+    date: date | None
+    message: str
+
+
+def _records_json(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    out = frame.copy()
+    for c in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[c]):
+            out[c] = out[c].dt.strftime("%Y-%m-%d")
+    return out.astype(object).where(out.notna(), None).to_dict("records")  # type: ignore[return-value]
+
+
+@router.post("/token", response_model=TokenOut)
+def token(request: Request, body: Credentials) -> TokenOut:
+    throttle = request.app.state.throttle
+    keys = (f"user:{body.username.lower()}", f"addr:{request.client.host if request.client else '?'}")
+    if throttle.blocked(*keys):
+        raise Forbidden("too many failed attempts: wait 15 minutes")
+    user = authenticate(request.app.state.store.engine, body.username, body.password)
+    if user is None:
+        throttle.failed(*keys)
+        raise Forbidden("wrong user name or password")
+    throttle.succeeded(*keys)
+    return TokenOut(token=issue_token(request.app.state.store.engine, user))
+
+
+@router.get("/patients", response_model=list[PatientOut])
+def patients(request: Request, user: UserDep, q: str = "", limit: int = 100, offset: int = 0) -> list[PatientOut]:
+    rows = list_patients(request.app.state.store.engine, user, q[:100], limit=max(1, min(limit, 1000)),
+                         offset=max(0, offset))  # fmt: skip
+    return [PatientOut.model_validate({str(k): (None if pd.isna(v) else v) for k, v in r.items()})
+            for r in rows.to_dict("records")]  # fmt: skip
+
+
+@router.get("/patients/{patient_id}")
+def patient(request: Request, patient_id: str, user: UserDep) -> dict[str, list[dict[str, Any]]]:
+    """Every current record of the patient, table by table."""
+    r = patient_records(request.app.state.store.engine, user, patient_id)
+    return {name: _records_json(frame) for name, frame in r.tables.items()}
+
+
+@router.post("/patients/{patient_id}/gvhd", response_model=GvhdOut, status_code=201)
+def add_gvhd(request: Request, patient_id: str, body: GvhdIn, user: UserDep) -> GvhdOut:
+    """An acute GVHD assessment from raw organ values; the MAGIC stages and grade are computed and stored."""
+    _changes_allowed(request)
+    stages = {"skin": magic_stage("skin", bsa_percent=body.skin_bsa).stage,
+              "liver": magic_stage("liver", bilirubin=body.bilirubin).stage,
+              "upper_gi": magic_stage("upper_gi", persistent_symptoms=body.upper_gi).stage,
+              "lower_gi": magic_stage("lower_gi", stool_ml=body.stool_ml).stage}  # fmt: skip
+    grade = magic_grade(**stages)
+    row_id = add_record(request.app.state.store.engine, user, "gvhd", {"patient_id": patient_id,
+                        "date": body.date.isoformat(), "kind": "acute", "grade": grade.grade}, reason=body.reason)
+    return GvhdOut(row_id=row_id, grade=grade.grade, label=grade.label, stages=stages)
+
+
+@router.delete("/records/{table}/{row_id}", status_code=204)
+def delete_record(request: Request, table: str, row_id: int, body: DeleteIn, user: UserDep) -> None:
+    """Soft-delete a record (kept, marked deleted, with the reason in the audit trail)."""
+    _changes_allowed(request)
+    soft_delete(request.app.state.store.engine, user, table, row_id, body.reason)
+
+
+@router.get("/patients/{patient_id}/audit")
+def audit(request: Request, patient_id: str, user: UserDep) -> list[dict[str, Any]]:
+    engine = request.app.state.store.engine
+    patient_records(engine, user, patient_id)
+    return _records_json(patient_audit(engine, patient_id))
+
+
+@router.get("/alerts", response_model=list[AlertOut])
+def alerts(request: Request, user: UserDep) -> list[AlertOut]:
+    found = all_alerts(scoped_records(request.app.state.store.engine, user))
+    return [AlertOut(patient_id=a.patient_id, kind=a.kind, severity=a.severity, date=a.date, message=a.message)
+            for a in found]  # fmt: skip

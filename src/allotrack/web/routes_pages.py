@@ -1,0 +1,288 @@
+"""Server-rendered pages. Every route takes the signed-in user (``current_user``), every query goes through the
+user's data access group (:mod:`allotrack.web.data`), every form POST checks the CSRF token."""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from collections.abc import Sequence
+from datetime import date
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import FileResponse, RedirectResponse, Response
+
+from allotrack.clinical.gvhd import magic_grade, magic_stage
+from allotrack.endpoints.recovery import recovery_per_course
+from allotrack.errors import AllotrackError
+from allotrack.records.importers import read_tables
+from allotrack.records.validate import ValidationError
+from allotrack.web.accounts import User, authenticate
+from allotrack.web.alerts import all_alerts
+from allotrack.web.app import CsrfRejected, current_user, html
+from allotrack.web.audit import patient_audit, set_lock
+from allotrack.web.data import Forbidden, add_record, list_patients, patient_records, scoped_records
+from allotrack.web.security import csrf_ok
+from allotrack.web.svg import line_chart
+
+router = APIRouter(include_in_schema=False)
+UserDep = Annotated[User, Depends(current_user)]
+Csrf = Annotated[str | None, Form(alias="csrf_token")]
+
+
+def _check_csrf(request: Request, token: str | None) -> None:
+    if not csrf_ok(request, token):
+        raise CsrfRejected()
+
+
+@router.get("/login")
+def login_page(request: Request) -> Response:
+    return html(request, "login.html", user=None, error=None)
+
+
+@router.post("/login")
+def login(request: Request, username: Annotated[str, Form()], password: Annotated[str, Form()],
+          csrf_token: Csrf = None) -> Response:  # fmt: skip
+    _check_csrf(request, csrf_token)
+    throttle = request.app.state.throttle
+    keys = (f"user:{username.lower()}", f"addr:{request.client.host if request.client else '?'}")
+    if throttle.blocked(*keys):
+        return html(request, "login.html", status=429, user=None,
+                    error="Too many failed attempts: wait 15 minutes and try again.")  # fmt: skip
+    user = authenticate(request.app.state.store.engine, username, password)
+    if user is None:
+        throttle.failed(*keys)
+        return html(request, "login.html", status=401, user=None, error="Wrong user name or password.")
+    throttle.succeeded(*keys)
+    request.session.clear()  # a fresh session (and CSRF token) at every login
+    request.session["user_id"] = user.user_id
+    return RedirectResponse("/patients", status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, csrf_token: Csrf = None) -> Response:
+    _check_csrf(request, csrf_token)
+    request.session.clear()
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/")
+def home(user: UserDep) -> Response:
+    return RedirectResponse("/patients", status_code=303)
+
+
+@router.get("/patients")
+def patients_page(request: Request, user: UserDep, q: str = "", page: int = 1) -> Response:
+    page = max(page, 1)
+    rows = list_patients(request.app.state.store.engine, user, q, limit=50, offset=50 * (page - 1))
+    rows["diagnosis_date"] = pd.to_datetime(rows["diagnosis_date"]).dt.date
+    template = "patients_rows.html" if request.headers.get("HX-Request") else "patients.html"
+    return html(request, template, user=user, rows=rows.to_dict("records"), q=q, page=page)
+
+
+def _days(frame: pd.DataFrame, col: str, origin: pd.Timestamp) -> list[float]:
+    return [float(v) for v in (frame[col] - origin).dt.days]
+
+
+@router.get("/patients/{patient_id}")
+def patient_page(request: Request, patient_id: str, user: UserDep) -> Response:
+    r = patient_records(request.app.state.store.engine, user, patient_id)
+    p = r["patients"].iloc[0]
+    origin = pd.Timestamp(p["diagnosis_date"])
+    labs = r["labs"].sort_values("date")
+    series: dict[str, tuple[Sequence[float], Sequence[float]]] = {}
+    for analyte in ("ANC", "PLT"):
+        sub = labs[labs["analyte"] == analyte]
+        series[analyte] = (_days(sub, "date", origin), [float(v) for v in sub["value"]])
+    bands = []
+    if len(r["courses"]) and len(labs):
+        rec = recovery_per_course(r, rule="mst")
+        starts = r["courses"].set_index("course_id")["start_date"]
+        for row in rec[rec["status"] == "recovered"].to_dict("records"):
+            s = (pd.Timestamp(starts[str(row["course_id"])]) - origin).days
+            bands.append((s + float(row["start_day"]), s + float(row["end_day"])))
+    counts = line_chart(series, log_y=True, bands=bands, hlines=[(0.5, "ANC 0.5"), (20, "PLT 20")],
+                        x_label="Days since diagnosis", y_label="×10⁹/L")  # fmt: skip
+    ch = r["chimerism"].sort_values("date")
+    lod = float(ch["lod_percent"].min()) if len(ch) and ch["lod_percent"].notna().any() else None
+    chim = line_chart({"Donor %": (_days(ch, "date", origin), [float(v) for v in ch["donor_percent"]])},
+                      log_y=True, hlines=[(lod, "limit of detection")] if lod else [],
+                      x_label="Days since diagnosis", y_label="Donor chimerism (%)")  # fmt: skip
+    gvhd = r["gvhd"].sort_values("date")
+    tables = {name: _display(r[name]) for name in ("courses", "infusions", "responses", "gvhd", "crs", "relapses",
+                                                   "deaths", "adverse_events", "follow_up")}  # fmt: skip
+    return html(request, "patient.html", user=user, patient=_display(r["patients"])[0], pid=patient_id, tables=tables,
+                counts_svg=counts, chimerism_svg=chim, n_gvhd=len(gvhd))  # fmt: skip
+
+
+def _display(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    out = frame.drop(columns=[c for c in ("row_id", "patient_id") if c in frame.columns]).copy()
+    for c in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[c]):
+            out[c] = out[c].dt.strftime("%Y-%m-%d")
+    return out.astype(object).where(out.notna(), "").to_dict("records")  # type: ignore[return-value]
+
+
+def _grade_from_form(form: dict[str, Any]) -> dict[str, Any]:
+    """MAGIC stages from the raw values of the form, and the overall grade."""
+    def num(name: str) -> float:
+        try:
+            return float(form.get(name) or 0)
+        except ValueError as err:
+            raise AllotrackError(f"'{name}' must be a number") from err
+
+    stages = {
+        "skin": magic_stage("skin", bsa_percent=num("skin_bsa")).stage,
+        "liver": magic_stage("liver", bilirubin=num("bilirubin")).stage,
+        "upper_gi": magic_stage("upper_gi", persistent_symptoms=form.get("upper_gi") == "on").stage,
+        "lower_gi": magic_stage("lower_gi", stool_ml=num("stool_ml")).stage,
+    }
+    grade = magic_grade(**stages)
+    return {"stages": stages, "grade": grade.grade, "label": grade.label, "reason": grade.reason}
+
+
+@router.get("/patients/{patient_id}/gvhd/new")
+def gvhd_form(request: Request, patient_id: str, user: UserDep) -> Response:
+    patient_records(request.app.state.store.engine, user, patient_id)  # 404 outside the user's centre
+    if not user.can_write:
+        raise Forbidden("your role cannot change records")
+    return html(request, "gvhd_form.html", user=user, pid=patient_id, today=date.today().isoformat(), result=None)
+
+
+@router.post("/patients/{patient_id}/gvhd/grade")
+async def gvhd_grade_preview(request: Request, patient_id: str, user: UserDep) -> Response:
+    form = dict(await request.form())
+    _check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
+    try:
+        result = _grade_from_form(form)
+    except AllotrackError as err:
+        return html(request, "gvhd_grade.html", user=user, result=None, error=str(err))
+    return html(request, "gvhd_grade.html", user=user, result=result, error=None)
+
+
+@router.post("/patients/{patient_id}/gvhd")
+async def gvhd_add(request: Request, patient_id: str, user: UserDep) -> Response:
+    form = dict(await request.form())
+    _check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
+    result = _grade_from_form(form)
+    add_record(request.app.state.store.engine, user, "gvhd", {"patient_id": patient_id, "date": form.get("date"),
+               "kind": "acute", "grade": result["grade"]}, reason=str(form.get("reason") or "") or None)  # fmt: skip
+    return RedirectResponse(f"/patients/{patient_id}", status_code=303)
+
+
+@router.get("/patients/{patient_id}/audit")
+def audit_page(request: Request, patient_id: str, user: UserDep) -> Response:
+    engine = request.app.state.store.engine
+    patient_records(engine, user, patient_id)
+    rows = patient_audit(engine, patient_id)
+    if request.query_params.get("format") == "csv":
+        return Response(rows.to_csv(index=False), media_type="text/csv",
+                        headers={"Content-Disposition": "attachment; filename=audit.csv"})  # fmt: skip
+    return html(request, "audit.html", user=user, pid=patient_id, rows=rows.astype(object).where(rows.notna(), "")
+                .to_dict("records"))  # fmt: skip
+
+
+@router.get("/alerts")
+def alerts_page(request: Request, user: UserDep) -> Response:
+    alerts = all_alerts(scoped_records(request.app.state.store.engine, user))
+    return html(request, "alerts.html", user=user, alerts=alerts)
+
+
+@router.get("/import")
+def import_page(request: Request, user: UserDep) -> Response:
+    if not user.can_write:
+        raise Forbidden("your role cannot import records")
+    return html(request, "import.html", user=user, report=None, token=None, problems=None)
+
+
+@router.post("/import")
+async def import_check(request: Request, user: UserDep, files: Annotated[list[UploadFile], File()],
+                       csrf_token: Csrf = None) -> Response:  # fmt: skip
+    _check_csrf(request, csrf_token)
+    if not user.can_write:
+        raise Forbidden("your role cannot import records")
+    token = secrets.token_urlsafe(16)
+    folder = request.app.state.uploads / token
+    folder.mkdir()
+    paths = []
+    for f in files:
+        name = (f.filename or "upload.csv").replace("/", "_").replace("\\", "_")
+        target = folder / name
+        target.write_bytes(await f.read())
+        paths.append(target)
+    try:
+        report = request.app.state.store.import_records(read_tables(paths), user=user.username,
+                                                        centre=user.centre_code, dry_run=True)  # fmt: skip
+    except ValidationError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        return html(request, "import.html", status=422, user=user, report=None, token=None,
+                    problems=[str(p) for p in err.problems])  # fmt: skip
+    except AllotrackError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        return html(request, "import.html", status=422, user=user, report=None, token=None, problems=[str(err)])
+    request.session["pending_import"] = token
+    return html(request, "import.html", user=user, report=report, token=token, problems=None)
+
+
+@router.post("/import/{token}/{decision}")
+def import_decide(request: Request, token: str, decision: str, user: UserDep, csrf_token: Csrf = None) -> Response:
+    _check_csrf(request, csrf_token)
+    if not user.can_write or request.session.get("pending_import") != token or decision not in ("commit", "discard"):
+        raise Forbidden("no such pending import for you")
+    folder = request.app.state.uploads / token
+    request.session.pop("pending_import", None)
+    try:
+        if decision == "commit":
+            from allotrack.web.audit import record_change
+
+            paths = sorted(folder.iterdir())
+            report = request.app.state.store.import_records(read_tables(paths), user=user.username,
+                                                            centre=user.centre_code)  # fmt: skip
+            with request.app.state.store.engine.begin() as conn:
+                for table, n in report.added.items():
+                    record_change(conn, user.username, "import", table, None, None, user.centre_code,
+                                  new={"rows_added": n, "files": [p.name for p in paths]})  # fmt: skip
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return RedirectResponse("/patients", status_code=303)
+
+
+@router.get("/report")
+def report_page(request: Request, user: UserDep) -> Response:
+    if not user.can_analyse:
+        raise Forbidden("your role cannot run analyses")
+    return html(request, "report.html", user=user, token=None)
+
+
+@router.post("/report")
+def report_run(request: Request, user: UserDep, csrf_token: Csrf = None) -> Response:
+    _check_csrf(request, csrf_token)
+    if not user.can_analyse:
+        raise Forbidden("your role cannot run analyses")
+    from allotrack.study.plan import load_plan
+    from allotrack.study.run import demo_plan_path, run_study, write_report
+
+    records = scoped_records(request.app.state.store.engine, user)
+    result = run_study(load_plan(demo_plan_path()), records=records)
+    token = secrets.token_urlsafe(16)
+    write_report(result, request.app.state.uploads / f"report-{token}")
+    request.session["report"] = token
+    return html(request, "report.html", user=user, token=token)
+
+
+@router.get("/report/{token}/{name}")
+def report_download(request: Request, token: str, name: str, user: UserDep) -> Response:
+    if request.session.get("report") != token or name not in ("report.html", "report.docx", "dataset.csv"):
+        raise Forbidden("no such report for you")
+    return FileResponse(request.app.state.uploads / f"report-{token}" / name, filename=name)
+
+
+@router.post("/admin/lock")
+def lock(request: Request, user: UserDep, locked: Annotated[str, Form()], reason: Annotated[str, Form()],
+         csrf_token: Csrf = None) -> Response:  # fmt: skip
+    _check_csrf(request, csrf_token)
+    if not user.is_admin:
+        raise Forbidden("only administrators lock study data")
+    set_lock(request.app.state.store.engine, user.username, locked == "yes", reason)
+    return RedirectResponse("/patients", status_code=303)

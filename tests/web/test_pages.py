@@ -1,0 +1,82 @@
+"""Pages at work: live MAGIC grading, alerts, import with its validation report, the study report download."""
+
+from __future__ import annotations
+
+import io
+import sys
+from pathlib import Path
+
+from webfixtures import login, page_csrf, web  # noqa: F401  (web: the fixture)
+
+
+def test_gvhd_form_grades_as_you_type(web):
+    dm1 = login(web, "dm1")
+    form = dm1.get("/patients/MST18/gvhd/new")
+    assert form.status_code == 200 and 'hx-post="/patients/MST18/gvhd/grade"' in form.text
+    token = page_csrf(dm1)
+    cases = {("0", "0", "0"): "0", ("30", "0", "0"): "I", ("60", "0", "0"): "II", ("0", "4", "0"): "III",
+             ("0", "0", "1600"): "III", ("0", "16", "0"): "IV"}  # skin % / bilirubin mg/dL / stool mL  # fmt: skip
+    for (skin, bili, stool), label in cases.items():
+        res = dm1.post("/patients/MST18/gvhd/grade", data={"csrf_token": token, "skin_bsa": skin, "bilirubin": bili,
+                                                          "stool_ml": stool}, headers={"HX-Request": "true"})
+        assert res.status_code == 200 and f"MAGIC grade {label}<" in res.text, (skin, bili, stool, res.text)
+    bad = dm1.post("/patients/MST18/gvhd/grade", data={"csrf_token": token, "bilirubin": "lots"})
+    assert "must be a number" in bad.text
+
+
+def test_alerts_page_lists_follow_up_severe_gvhd_and_chimerism(web):
+    dm1 = login(web, "dm1")
+    token = page_csrf(dm1)
+    # grade IV acute GVHD for a living patient -> severe GVHD alert
+    assert dm1.post("/patients/MST19/gvhd", data={"csrf_token": token, "date": "2013-01-10", "bilirubin": "16"}
+                    ).status_code == 303  # fmt: skip
+    text = dm1.get("/alerts").text
+    assert "Severe acute GVHD" in text and "MAGIC grade 4" in text
+    assert text.count("Follow-up missing") == 8  # the 8 demo patients alive at the end of follow-up (Oct 2025)
+
+
+def test_chimerism_above_one_percent_a_week_after_infusion_with_fever_alerts(web):
+    from allotrack.records.schema import Records
+
+    store = web.state.store
+    inf = store.load()["infusions"]
+    first = inf[inf["patient_id"] == "MST20"].sort_values("date").iloc[0]
+    day = (first["date"] + __import__("pandas").Timedelta(days=7)).strftime("%Y-%m-%d")
+    store.import_records(Records.from_frames(
+        chimerism=__import__("pandas").DataFrame({"patient_id": ["MST20"], "date": [day], "donor_percent": [2.5],
+                                                  "assay": ["qPCR"]}),
+        adverse_events=__import__("pandas").DataFrame({"patient_id": ["MST20"], "start_date": [day],
+                                                       "term": ["Fever"], "soc": ["General disorders"], "grade": [2]}),
+    ), user="setup", centre="C1")  # fmt: skip
+    text = login(web, "dm1").get("/alerts").text
+    assert "GVHD risk after MST" in text and "2.5% &gt; 1% on day 7 with fever" in text
+
+
+def test_import_page_reports_problems_then_commits(web):
+    dm2 = login(web, "dm2")
+    token = page_csrf(dm2)
+    bad = io.BytesIO(b"patient_id,sex,diagnosis,diagnosis_date\nq1,X,AML,2020-01-01\n")
+    res = dm2.post("/import", data={"csrf_token": token}, files=[("files", ("patients.csv", bad, "text/csv"))])
+    assert res.status_code == 422 and "Nothing was imported" in res.text and "must be one of" in res.text
+    good = io.BytesIO(b"patient_id,sex,diagnosis,diagnosis_date\nq1,F,AML,2020-01-01\nq2,M,MDS,2021-02-03\n")
+    res = dm2.post("/import", data={"csrf_token": token}, files=[("files", ("patients.csv", good, "text/csv"))])
+    assert res.status_code == 200 and "Ready to import" in res.text
+    pending = res.text.split('action="/import/')[1].split("/commit")[0]
+    assert "q1" not in dm2.get("/patients").text  # nothing written before the commit
+    assert dm2.post(f"/import/{pending}/commit", data={"csrf_token": token}).status_code == 303
+    listing = dm2.get("/patients").text
+    assert "q1" in listing and "q2" in listing
+    assert "No patients." in login(web, "dm1").get("/patients?q=q1").text  # another centre
+    assert dm2.post(f"/import/{pending}/commit", data={"csrf_token": token}).status_code == 403  # used up
+
+
+def test_run_report_and_download(web):
+    an1 = login(web, "an1")
+    res = an1.post("/report", data={"csrf_token": page_csrf(an1)})
+    assert res.status_code == 200 and "report.docx" in res.text
+    link = res.text.split('href="/report/')[1].split('"')[0]
+    html = an1.get(f"/report/{link}")
+    assert html.status_code == 200 and "Table 1. Patient and donor characteristics" in html.text
+    assert login(web, "vw1").get(f"/report/{link}").status_code == 403  # not this user's report
+    sys.modules.pop("docx", None)
+    assert Path  # keep the import used
