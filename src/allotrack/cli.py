@@ -199,9 +199,6 @@ def export_deidentified(
     console.print(f"De-identified tables in [bold]{out_dir}[/bold]; key table (private) in {key_out}")
 
 
-if __name__ == "__main__":  # pragma: no cover
-    app()
-
 
 FORMAT_OPTION = typer.Option("html,docx", "--format", help="Comma-separated report formats: html, docx.")
 
@@ -333,3 +330,7 @@ def user_add(
         raise typer.Exit(2) from None
     console.print(f"created {user.role} '{user.username}'" + (f" for centre {user.centre_code}" if user.centre_code
                                                               else ""))  # fmt: skip
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

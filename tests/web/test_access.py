@@ -143,7 +143,7 @@ def test_errors_show_a_reference_and_logs_hold_no_identifiers(web, monkeypatch, 
     def broken(*args, **kwargs):
         raise RuntimeError("patient MST05 broke")
 
-    monkeypatch.setattr(pages, "patient_records", broken)
+    monkeypatch.setattr(pages, "patient_timeline", broken)
     res = client.get("/patients/MST05")
     assert res.status_code == 500 and "reference" in res.text and "MST05 broke" not in res.text
     assert "Traceback" not in res.text

@@ -29,7 +29,8 @@ class Forbidden(AllotrackError, PermissionError):
     """The user's role does not allow this."""
 
 
-def _scoped(table: sa.Table, user: User) -> list[Any]:
+def scope_conditions(table: sa.Table, user: User) -> list[Any]:
+    """WHERE conditions for a record table: current rows of the user's data access group."""
     conds: list[Any] = [table.c.deleted.is_(False)]
     if user.centre_code is not None:
         conds.append(table.c.centre_code == user.centre_code)
@@ -41,7 +42,7 @@ def list_patients(engine: sa.Engine, user: User, search: str = "", limit: int = 
     case-insensitive id / diagnosis search."""
     p = METADATA.tables["patients"]
     q = sa.select(p.c.patient_id, p.c.sex, p.c.diagnosis, p.c.diagnosis_date, p.c.age_at_diagnosis,
-                  p.c.centre_code).where(*_scoped(p, user))  # fmt: skip
+                  p.c.centre_code).where(*scope_conditions(p, user))  # fmt: skip
     if search:
         like = f"%{search.lower()}%"
         q = q.where(sa.or_(sa.func.lower(p.c.patient_id).like(like), sa.func.lower(p.c.diagnosis).like(like)))
@@ -58,13 +59,15 @@ def patient_records(engine: sa.Engine, user: User, patient_id: str) -> Records:
     with engine.connect() as conn:
         for name, spec in TABLES.items():
             t = METADATA.tables[name]
-            cols = [t.c.row_id, *[t.c[c.name] for c in spec.columns]]
-            rows = conn.execute(sa.select(*cols).where(t.c.patient_id == patient_id, *_scoped(t, user))
-                                .order_by(t.c.row_id)).mappings().all()  # fmt: skip
-            frame = pd.DataFrame([dict(r) for r in rows], columns=["row_id", *[c.name for c in spec.columns]])
+            names = ["row_id", *[c.name for c in spec.columns]]
+            rows = conn.execute(sa.select(*[t.c[n] for n in names]).where(t.c.patient_id == patient_id,
+                                *scope_conditions(t, user)).order_by(t.c.row_id)).all()  # fmt: skip
+            frame = pd.DataFrame(rows, columns=names)
             for c in spec.columns:
                 if c.kind == "date":
                     frame[c.name] = pd.to_datetime(frame[c.name])
+                elif c.kind in ("number", "integer") and len(frame):
+                    frame[c.name] = pd.to_numeric(frame[c.name]).astype("float64")
             out[name] = frame
     if out["patients"].empty:
         raise NotFound("no such patient in your data access group")
@@ -128,7 +131,7 @@ def soft_delete(engine: sa.Engine, user: User, table: str, row_id: int, reason: 
         raise NotFound("no such table")
     t = METADATA.tables[table]
     with engine.begin() as conn:
-        row = conn.execute(sa.select(t).where(t.c.row_id == row_id, *_scoped(t, user))).mappings().first()
+        row = conn.execute(sa.select(t).where(t.c.row_id == row_id, *scope_conditions(t, user))).mappings().first()
         if row is None:
             raise NotFound("no such record in your data access group")
         conn.execute(t.update().where(t.c.row_id == row_id).values(deleted=True, deleted_reason=reason))
@@ -143,7 +146,7 @@ def scoped_records(engine: sa.Engine, user: User) -> Records:
     with engine.connect() as conn:
         for name, spec in TABLES.items():
             t = METADATA.tables[name]
-            rows = conn.execute(sa.select(*[t.c[c.name] for c in spec.columns]).where(*_scoped(t, user))).all()
+            rows = conn.execute(sa.select(*[t.c[c.name] for c in spec.columns]).where(*scope_conditions(t, user))).all()
             frame = pd.DataFrame(rows, columns=[c.name for c in spec.columns])
             for c in spec.columns:
                 if c.kind == "date":

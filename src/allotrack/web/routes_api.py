@@ -7,7 +7,7 @@ from datetime import date
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from allotrack.clinical.gvhd import magic_grade, magic_stage
@@ -97,9 +97,10 @@ def token(request: Request, body: Credentials) -> TokenOut:
 
 
 @router.get("/patients", response_model=list[PatientOut])
-def patients(request: Request, user: UserDep, q: str = "", limit: int = 100, offset: int = 0) -> list[PatientOut]:
-    rows = list_patients(request.app.state.store.engine, user, q[:100], limit=max(1, min(limit, 1000)),
-                         offset=max(0, offset))  # fmt: skip
+def patients(request: Request, user: UserDep, q: Annotated[str, Query(max_length=100)] = "",
+             limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+             offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0) -> list[PatientOut]:  # fmt: skip
+    rows = list_patients(request.app.state.store.engine, user, q, limit=limit, offset=offset)
     return [PatientOut.model_validate({str(k): (None if pd.isna(v) else v) for k, v in r.items()})
             for r in rows.to_dict("records")]  # fmt: skip
 
@@ -126,7 +127,8 @@ def add_gvhd(request: Request, patient_id: str, body: GvhdIn, user: UserDep) -> 
 
 
 @router.delete("/records/{table}/{row_id}", status_code=204)
-def delete_record(request: Request, table: str, row_id: int, body: DeleteIn, user: UserDep) -> None:
+def delete_record(request: Request, table: Annotated[str, Path(max_length=50)],
+                  row_id: Annotated[int, Path(ge=1, le=2**31 - 1)], body: DeleteIn, user: UserDep) -> None:
     """Soft-delete a record (kept, marked deleted, with the reason in the audit trail)."""
     _changes_allowed(request)
     soft_delete(request.app.state.store.engine, user, table, row_id, body.reason)

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import secrets
 import shutil
-from collections.abc import Sequence
 from datetime import date
 from typing import Annotated, Any
 
 import pandas as pd
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from allotrack.clinical.gvhd import magic_grade, magic_stage
-from allotrack.endpoints.recovery import recovery_per_course
 from allotrack.errors import AllotrackError
 from allotrack.records.importers import read_tables
 from allotrack.records.validate import ValidationError
@@ -24,7 +22,7 @@ from allotrack.web.app import CsrfRejected, current_user, html
 from allotrack.web.audit import patient_audit, set_lock
 from allotrack.web.data import Forbidden, add_record, list_patients, patient_records, scoped_records
 from allotrack.web.security import csrf_ok
-from allotrack.web.svg import line_chart
+from allotrack.web.timeline import patient_timeline
 
 router = APIRouter(include_in_schema=False)
 UserDep = Annotated[User, Depends(current_user)]
@@ -73,55 +71,19 @@ def home(user: UserDep) -> Response:
 
 
 @router.get("/patients")
-def patients_page(request: Request, user: UserDep, q: str = "", page: int = 1) -> Response:
-    page = max(page, 1)
+def patients_page(request: Request, user: UserDep, q: Annotated[str, Query(max_length=100)] = "",
+                  page: Annotated[int, Query(ge=1, le=200_000)] = 1) -> Response:  # fmt: skip
     rows = list_patients(request.app.state.store.engine, user, q, limit=50, offset=50 * (page - 1))
     rows["diagnosis_date"] = pd.to_datetime(rows["diagnosis_date"]).dt.date
     template = "patients_rows.html" if request.headers.get("HX-Request") else "patients.html"
     return html(request, template, user=user, rows=rows.to_dict("records"), q=q, page=page)
 
 
-def _days(frame: pd.DataFrame, col: str, origin: pd.Timestamp) -> list[float]:
-    return [float(v) for v in (frame[col] - origin).dt.days]
-
-
 @router.get("/patients/{patient_id}")
 def patient_page(request: Request, patient_id: str, user: UserDep) -> Response:
-    r = patient_records(request.app.state.store.engine, user, patient_id)
-    p = r["patients"].iloc[0]
-    origin = pd.Timestamp(p["diagnosis_date"])
-    labs = r["labs"].sort_values("date")
-    series: dict[str, tuple[Sequence[float], Sequence[float]]] = {}
-    for analyte in ("ANC", "PLT"):
-        sub = labs[labs["analyte"] == analyte]
-        series[analyte] = (_days(sub, "date", origin), [float(v) for v in sub["value"]])
-    bands = []
-    if len(r["courses"]) and len(labs):
-        rec = recovery_per_course(r, rule="mst")
-        starts = r["courses"].set_index("course_id")["start_date"]
-        for row in rec[rec["status"] == "recovered"].to_dict("records"):
-            s = (pd.Timestamp(starts[str(row["course_id"])]) - origin).days
-            bands.append((s + float(row["start_day"]), s + float(row["end_day"])))
-    counts = line_chart(series, log_y=True, bands=bands, hlines=[(0.5, "ANC 0.5"), (20, "PLT 20")],
-                        x_label="Days since diagnosis", y_label="×10⁹/L")  # fmt: skip
-    ch = r["chimerism"].sort_values("date")
-    lod = float(ch["lod_percent"].min()) if len(ch) and ch["lod_percent"].notna().any() else None
-    chim = line_chart({"Donor %": (_days(ch, "date", origin), [float(v) for v in ch["donor_percent"]])},
-                      log_y=True, hlines=[(lod, "limit of detection")] if lod else [],
-                      x_label="Days since diagnosis", y_label="Donor chimerism (%)")  # fmt: skip
-    gvhd = r["gvhd"].sort_values("date")
-    tables = {name: _display(r[name]) for name in ("courses", "infusions", "responses", "gvhd", "crs", "relapses",
-                                                   "deaths", "adverse_events", "follow_up")}  # fmt: skip
-    return html(request, "patient.html", user=user, patient=_display(r["patients"])[0], pid=patient_id, tables=tables,
-                counts_svg=counts, chimerism_svg=chim, n_gvhd=len(gvhd))  # fmt: skip
-
-
-def _display(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    out = frame.drop(columns=[c for c in ("row_id", "patient_id") if c in frame.columns]).copy()
-    for c in out.columns:
-        if pd.api.types.is_datetime64_any_dtype(out[c]):
-            out[c] = out[c].dt.strftime("%Y-%m-%d")
-    return out.astype(object).where(out.notna(), "").to_dict("records")  # type: ignore[return-value]
+    t = patient_timeline(request.app.state.store.engine, user, patient_id)
+    return html(request, "patient.html", user=user, patient=t.patient, pid=patient_id, tables=t.tables,
+                counts_svg=t.counts_svg, chimerism_svg=t.chimerism_svg)
 
 
 def _grade_from_form(form: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,114 @@
+"""Browser test with Playwright driving Debian's headless Chromium (no browser download): log in, import the demo
+study through the import page, open a patient timeline, enter a GVHD assessment and watch the grade appear, see
+an alert, run the report and download it. Screenshots go to ``test-artifacts/browser/`` for a person to look at.
+CI installs chromium and sets ALLOTRACK_REQUIRE_CHROMIUM=1, so there the test fails instead of skipping."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "browser"
+PASSWORD = "correct horse battery"
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        if os.environ.get("ALLOTRACK_REQUIRE_CHROMIUM"):
+            pytest.fail("chromium is required here (ALLOTRACK_REQUIRE_CHROMIUM is set) but not installed")
+        pytest.skip("headless chromium not installed (apt-get install chromium)")
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    import uvicorn
+
+    from allotrack.web.accounts import add_user
+    from allotrack.web.app import create_app
+
+    folder = tmp_path_factory.mktemp("browser")
+    app = create_app(f"sqlite:///{folder / 'web.db'}", secret_key="browser-test")
+    add_user(app.state.store.engine, "coordinator", PASSWORD, "data_manager", "C1")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", folder
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_coordinator_workflow_in_chromium(server):
+    from playwright.sync_api import expect, sync_playwright
+
+    from allotrack.study.demo import demo_records
+
+    base, folder = server
+    csv_dir = folder / "demo_csv"
+    csv_dir.mkdir()
+    for name, frame in demo_records().tables.items():
+        frame.to_csv(csv_dir / f"{name}.csv", index=False)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        page.goto(f"{base}/login")
+        page.fill("input[name=username]", "coordinator")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        expect(page.locator("h1")).to_have_text("Patients")
+
+        page.goto(f"{base}/import")
+        page.set_input_files("input[type=file]", sorted(str(f) for f in csv_dir.glob("*.csv")))
+        page.click("text=Check")
+        expect(page.locator("h2")).to_contain_text("Ready to import")
+        page.screenshot(path=str(ARTIFACTS / "1-import-report.png"), full_page=True)
+        page.click("text=Commit")
+        expect(page.locator("#rows tr")).to_have_count(29)
+        page.fill("input[type=search]", "MST14")
+        expect(page.locator("#rows tr")).to_have_count(1)  # htmx search
+        page.screenshot(path=str(ARTIFACTS / "2-patients.png"))
+
+        page.click("text=MST14")
+        expect(page.locator("h1")).to_have_text("Patient MST14")
+        expect(page.locator("svg.chart").first).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "3-timeline.png"), full_page=True)
+
+        page.click("text=Add GVHD assessment")
+        page.fill("input[name=date]", "2018-03-01")
+        page.fill("input[name=bilirubin]", "4")
+        expect(page.locator("#magic-grade")).to_have_text("MAGIC grade III")  # computed as the user types
+        page.fill("input[name=skin_bsa]", "60")
+        page.fill("input[name=bilirubin]", "16")
+        expect(page.locator("#magic-grade")).to_have_text("MAGIC grade IV")
+        page.screenshot(path=str(ARTIFACTS / "4-gvhd-form.png"), full_page=True)
+        page.click("text=Save assessment")
+        expect(page.locator("h1")).to_have_text("Patient MST14")
+
+        page.goto(f"{base}/alerts")
+        expect(page.locator("td.high", has_text="Severe acute GVHD")).to_have_count(1)
+        page.screenshot(path=str(ARTIFACTS / "5-alerts.png"), full_page=True)
+
+        page.goto(f"{base}/report")
+        page.click("text=Run the report")
+        with page.expect_download() as download:
+            page.click("text=report.docx")
+        target = folder / "report.docx"
+        download.value.save_as(str(target))
+        assert target.stat().st_size > 100_000
+        page.screenshot(path=str(ARTIFACTS / "6-report.png"))
+        browser.close()
