@@ -80,3 +80,29 @@ def test_run_report_and_download(web):
     assert login(web, "vw1").get(f"/report/{link}").status_code == 403  # not this user's report
     sys.modules.pop("docx", None)
     assert Path  # keep the import used
+
+
+def test_crs_form_grades_as_you_type_and_saves(web):
+    dm1 = login(web, "dm1")
+    assert dm1.get("/patients/MST15/crs/new").status_code == 200
+    token = page_csrf(dm1)
+    cases = [("37.0", {}, "0"), ("38.5", {}, "1"), ("38.5", {"hypotension": "on"}, "2"),
+             ("38.5", {"vasopressors": "1"}, "3"), ("39", {"positive_pressure": "on"}, "4")]  # ASTCT  # fmt: skip
+    for temp, extra, grade in cases:
+        res = dm1.post("/patients/MST15/crs/grade", data={"csrf_token": token, "temperature_c": temp, **extra})
+        assert f"ASTCT CRS grade {grade}<" in res.text, (temp, extra, res.text)
+    res = dm1.post("/patients/MST15/crs", data={"csrf_token": token, "date": "2018-01-20", "temperature_c": "38.9",
+                                                "oxygen_l_min": "4"})  # fmt: skip
+    assert res.status_code == 303
+    crs = web.state.store.load()["crs"]
+    assert crs.loc[crs["patient_id"] == "MST15", "grade"].tolist() == [2]  # fever + low-flow oxygen
+
+
+def test_cohort_dashboard_follows_the_chosen_grouping(web):
+    an1 = login(web, "an1")
+    page = an1.get("/dashboard")
+    assert page.status_code == 200 and page.text.count("<svg") == 2 and "Log-rank" in page.text
+    partial = an1.get("/dashboard/figures?group=courses", headers={"HX-Request": "true"})
+    assert partial.status_code == 200 and "1–3" in partial.text and "&gt; 3" in partial.text
+    assert "<html" not in partial.text  # a fragment for htmx
+    assert login(web, "vw1").get("/dashboard?group=nonsense").status_code == 200  # falls back to age

@@ -10,6 +10,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
+from allotrack.clinical.crs import astct_crs_grade
 from allotrack.clinical.gvhd import magic_grade, magic_stage
 from allotrack.web.accounts import User, authenticate, issue_token
 from allotrack.web.alerts import all_alerts
@@ -124,6 +125,35 @@ def add_gvhd(request: Request, patient_id: str, body: GvhdIn, user: UserDep) -> 
     row_id = add_record(request.app.state.store.engine, user, "gvhd", {"patient_id": patient_id,
                         "date": body.date.isoformat(), "kind": "acute", "grade": grade.grade}, reason=body.reason)
     return GvhdOut(row_id=row_id, grade=grade.grade, label=grade.label, stages=stages)
+
+
+class CrsIn(BaseModel):
+    date: date
+    temperature_c: float = Field(37.0, ge=25, le=45)
+    hypotension: bool = False
+    vasopressors: int = Field(0, ge=0, le=10)
+    oxygen_l_min: float = Field(0, ge=0, le=80)
+    high_flow: bool = False
+    positive_pressure: bool = False
+    reason: str | None = Field(None, max_length=500)
+
+
+class CrsOut(BaseModel):
+    row_id: int
+    grade: int
+    reason: str
+
+
+@router.post("/patients/{patient_id}/crs", response_model=CrsOut, status_code=201)
+def add_crs(request: Request, patient_id: str, body: CrsIn, user: UserDep) -> CrsOut:
+    """A CRS assessment from bedside values; the ASTCT grade is computed and stored."""
+    _changes_allowed(request)
+    grade = astct_crs_grade(temperature_c=body.temperature_c, hypotension=body.hypotension,
+                            vasopressors=body.vasopressors, oxygen_l_min=body.oxygen_l_min, high_flow=body.high_flow,
+                            positive_pressure=body.positive_pressure)  # fmt: skip
+    row_id = add_record(request.app.state.store.engine, user, "crs", {"patient_id": patient_id,
+                        "date": body.date.isoformat(), "grade": grade.grade}, reason=body.reason)  # fmt: skip
+    return CrsOut(row_id=row_id, grade=grade.grade, reason=grade.reason)
 
 
 @router.delete("/records/{table}/{row_id}", status_code=204)

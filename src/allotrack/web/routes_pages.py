@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import secrets
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
@@ -12,6 +14,7 @@ import pandas as pd
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
+from allotrack.clinical.crs import CrsGrade, astct_crs_grade
 from allotrack.clinical.gvhd import magic_grade, magic_stage
 from allotrack.errors import AllotrackError
 from allotrack.records.importers import read_tables
@@ -20,7 +23,8 @@ from allotrack.web.accounts import User, authenticate
 from allotrack.web.alerts import all_alerts
 from allotrack.web.app import CsrfRejected, current_user, html
 from allotrack.web.audit import patient_audit, set_lock
-from allotrack.web.data import Forbidden, add_record, list_patients, patient_records, scoped_records
+from allotrack.web.dashboard import GROUPINGS, dashboard_figures
+from allotrack.web.data import Forbidden, NotFound, add_record, list_patients, patient_records, scoped_records
 from allotrack.web.security import csrf_ok
 from allotrack.web.timeline import patient_timeline
 
@@ -104,33 +108,91 @@ def _grade_from_form(form: dict[str, Any]) -> dict[str, Any]:
     return {"stages": stages, "grade": grade.grade, "label": grade.label, "reason": grade.reason}
 
 
-@router.get("/patients/{patient_id}/gvhd/new")
-def gvhd_form(request: Request, patient_id: str, user: UserDep) -> Response:
+def _crs_from_form(form: dict[str, Any]) -> CrsGrade:
+    def num(name: str, default: float) -> float:
+        try:
+            return float(form.get(name) or default)
+        except ValueError as err:
+            raise AllotrackError(f"'{name}' must be a number") from err
+
+    return astct_crs_grade(temperature_c=num("temperature_c", 37.0), hypotension=form.get("hypotension") == "on",
+                           vasopressors=int(num("vasopressors", 0)), oxygen_l_min=num("oxygen_l_min", 0),
+                           high_flow=form.get("high_flow") == "on",
+                           positive_pressure=form.get("positive_pressure") == "on")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A bedside assessment form whose grade is computed from raw values as they are typed (htmx preview), then
+    stored as a record of ``table``."""
+
+    table: str
+    grade: Callable[[dict[str, Any]], Any]  # form values -> result shown by the grade template
+    record: Callable[[Any], dict[str, Any]]  # result -> the record's graded columns
+
+
+def _gvhd_record(result: dict[str, Any]) -> dict[str, Any]:
+    return {"kind": "acute", "grade": result["grade"]}
+
+
+def _crs_record(result: CrsGrade) -> dict[str, Any]:
+    return {"grade": result.grade}
+
+
+ASSESSMENTS = {"gvhd": Assessment("gvhd", _grade_from_form, _gvhd_record),
+               "crs": Assessment("crs", _crs_from_form, _crs_record)}  # fmt: skip
+
+
+def _assessment(kind: str) -> Assessment:
+    if kind not in ASSESSMENTS:
+        raise NotFound("no such assessment form")
+    return ASSESSMENTS[kind]
+
+
+@router.get("/patients/{patient_id}/{kind}/new")
+def assessment_form(request: Request, patient_id: str, kind: str, user: UserDep) -> Response:
+    _assessment(kind)
     patient_records(request.app.state.store.engine, user, patient_id)  # 404 outside the user's centre
     if not user.can_write:
         raise Forbidden("your role cannot change records")
-    return html(request, "gvhd_form.html", user=user, pid=patient_id, today=date.today().isoformat(), result=None)
+    return html(request, f"{kind}_form.html", user=user, pid=patient_id, today=date.today().isoformat())
 
 
-@router.post("/patients/{patient_id}/gvhd/grade")
-async def gvhd_grade_preview(request: Request, patient_id: str, user: UserDep) -> Response:
+@router.post("/patients/{patient_id}/{kind}/grade")
+async def assessment_preview(request: Request, patient_id: str, kind: str, user: UserDep) -> Response:
+    spec = _assessment(kind)
     form = dict(await request.form())
     _check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
     try:
-        result = _grade_from_form(form)
+        result = spec.grade(form)
     except AllotrackError as err:
-        return html(request, "gvhd_grade.html", user=user, result=None, error=str(err))
-    return html(request, "gvhd_grade.html", user=user, result=result, error=None)
+        return html(request, f"{kind}_grade.html", user=user, result=None, error=str(err))
+    return html(request, f"{kind}_grade.html", user=user, result=result, error=None)
 
 
-@router.post("/patients/{patient_id}/gvhd")
-async def gvhd_add(request: Request, patient_id: str, user: UserDep) -> Response:
+@router.post("/patients/{patient_id}/{kind}")
+async def assessment_add(request: Request, patient_id: str, kind: str, user: UserDep) -> Response:
+    spec = _assessment(kind)
     form = dict(await request.form())
     _check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
-    result = _grade_from_form(form)
-    add_record(request.app.state.store.engine, user, "gvhd", {"patient_id": patient_id, "date": form.get("date"),
-               "kind": "acute", "grade": result["grade"]}, reason=str(form.get("reason") or "") or None)  # fmt: skip
+    values = {"patient_id": patient_id, "date": form.get("date"), **spec.record(spec.grade(form))}
+    add_record(request.app.state.store.engine, user, spec.table, values, reason=str(form.get("reason") or "") or None)
     return RedirectResponse(f"/patients/{patient_id}", status_code=303)
+
+
+@router.get("/dashboard")
+def dashboard(request: Request, user: UserDep, group: str = "age") -> Response:
+    key = group if group in GROUPINGS else "age"
+    figures = dashboard_figures(request.app.state.store.engine, user, key)
+    return html(request, "dashboard.html", user=user, group=key, figures=figures,
+                groupings=[(k, v[0]) for k, v in GROUPINGS.items()])  # fmt: skip
+
+
+@router.get("/dashboard/figures")
+def dashboard_partial(request: Request, user: UserDep, group: str = "age") -> Response:
+    key = group if group in GROUPINGS else "age"
+    return html(request, "dashboard_figures.html", user=user,
+                figures=dashboard_figures(request.app.state.store.engine, user, key))  # fmt: skip
 
 
 @router.get("/patients/{patient_id}/audit")
