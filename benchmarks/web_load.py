@@ -32,7 +32,7 @@ def build_store(url: str, n: int) -> list[str]:
     from records import synthetic
 
     from allotrack.records.store import Store
-    from allotrack.web.accounts import add_user
+    from allotrack.web.auth import add_user
 
     store = Store(url)
     store.init()

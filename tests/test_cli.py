@@ -21,7 +21,7 @@ def test_user_add_creates_an_account_and_refuses_bad_ones(tmp_path):
 
     from allotrack.cli import app
     from allotrack.records.store import Store
-    from allotrack.web.accounts import authenticate
+    from allotrack.web.auth import authenticate
 
     url = f"sqlite:///{tmp_path / 'web.db'}"
     ok = CliRunner().invoke(app, ["user", "add", "admin", "--db", url], input="long enough pw\nlong enough pw\n")

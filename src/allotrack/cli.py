@@ -319,7 +319,7 @@ def user_add(
     """Create a web account (the first one: an administrator)."""
     from allotrack.errors import InputError
     from allotrack.records.store import Store
-    from allotrack.web.accounts import add_user
+    from allotrack.web.auth import add_user
 
     store = Store(db)
     store.init()

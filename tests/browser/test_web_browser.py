@@ -31,8 +31,8 @@ def _chromium() -> str:
 def server(tmp_path_factory):
     import uvicorn
 
-    from allotrack.web.accounts import add_user
     from allotrack.web.app import create_app
+    from allotrack.web.auth import add_user
 
     folder = tmp_path_factory.mktemp("browser")
     app = create_app(f"sqlite:///{folder / 'web.db'}", secret_key="browser-test")

@@ -134,7 +134,7 @@ def test_login_throttling(web):
 
 
 def test_errors_show_a_reference_and_logs_hold_no_identifiers(web, monkeypatch, caplog):
-    import allotrack.web.routes_pages as pages
+    import allotrack.web.routes.pages as pages
 
     client = login(web, "dm1", raise_server_exceptions=False)
     caplog.set_level(logging.INFO, logger="allotrack.web")

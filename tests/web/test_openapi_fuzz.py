@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
 from allotrack.study.demo import demo_records
-from allotrack.web.accounts import add_user
 from allotrack.web.app import create_app
+from allotrack.web.auth import add_user
 
 PASSWORD = "correct horse battery"
 APP = create_app(f"sqlite:///{Path(tempfile.mkdtemp(prefix='allotrack-fuzz-')) / 'web.db'}", secret_key="fuzz")

@@ -14,8 +14,8 @@ from fastapi.testclient import TestClient
 
 from allotrack.records.store import METADATA, Store
 from allotrack.study.demo import demo_records
-from allotrack.web.accounts import add_user
 from allotrack.web.app import create_app
+from allotrack.web.auth import add_user
 
 PG_URL = os.environ.get("ALLOTRACK_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 PASSWORD = "correct horse battery"

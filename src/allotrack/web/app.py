@@ -24,7 +24,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from allotrack.records.store import Store
 from allotrack.records.validate import ValidationError
-from allotrack.web.accounts import User, user_by_id, user_for_token
+from allotrack.web.auth import User, user_by_id, user_for_token
 from allotrack.web.data import Forbidden, NotFound
 from allotrack.web.security import LoginThrottle, csrf_token, reference_id
 
@@ -125,8 +125,8 @@ def create_app(url: str | None = None, secret_key: str | None = None, secure_coo
         log.error("error %s on %s %s: %s", ref, request.method, route, type(exc).__name__)  # no message, no data
         return _error(request, 500, f"something went wrong (reference {ref})")
 
-    from allotrack.web.routes_api import router as api_router
-    from allotrack.web.routes_pages import router as pages_router
+    from allotrack.web.routes.api import router as api_router
+    from allotrack.web.routes.pages import router as pages_router
 
     app.include_router(pages_router)
     app.include_router(api_router)

@@ -14,7 +14,7 @@ import allotrack as at
 from allotrack.endpoints import derive_endpoints
 from allotrack.report.figures import plot_cumulative_incidence, plot_survival
 from allotrack.report.html import figure_svg
-from allotrack.web.accounts import User
+from allotrack.web.auth import User
 from allotrack.web.data import scoped_records
 
 MONTH = 30.4375

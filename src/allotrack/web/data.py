@@ -17,8 +17,8 @@ from allotrack.records.hashing import hash_values
 from allotrack.records.schema import TABLES, Records
 from allotrack.records.store import METADATA
 from allotrack.records.validate import Problem, ValidationError, validate_records
-from allotrack.web.accounts import User
 from allotrack.web.audit import is_locked, record_change
+from allotrack.web.auth import User
 
 
 class NotFound(AllotrackError, LookupError):

@@ -16,7 +16,7 @@ from allotrack.clinical.recovery import hematopoietic_recovery
 from allotrack.errors import AllotrackError
 from allotrack.records.schema import TABLES
 from allotrack.records.store import METADATA
-from allotrack.web.accounts import User
+from allotrack.web.auth import User
 from allotrack.web.data import NotFound, scope_conditions
 from allotrack.web.svg import line_chart
 

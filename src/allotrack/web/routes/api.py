@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 
 from allotrack.clinical.crs import astct_crs_grade
 from allotrack.clinical.gvhd import magic_grade, magic_stage
-from allotrack.web.accounts import User, authenticate, issue_token
 from allotrack.web.alerts import all_alerts
 from allotrack.web.app import CsrfRejected, current_user
 from allotrack.web.audit import patient_audit
+from allotrack.web.auth import User, authenticate, issue_token
 from allotrack.web.data import Forbidden, add_record, list_patients, patient_records, scoped_records, soft_delete
 from allotrack.web.security import csrf_ok
 

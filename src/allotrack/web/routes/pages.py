@@ -19,10 +19,10 @@ from allotrack.clinical.gvhd import magic_grade, magic_stage
 from allotrack.errors import AllotrackError
 from allotrack.records.importers import read_tables
 from allotrack.records.validate import ValidationError
-from allotrack.web.accounts import User, authenticate
 from allotrack.web.alerts import all_alerts
 from allotrack.web.app import CsrfRejected, current_user, html
 from allotrack.web.audit import patient_audit, set_lock
+from allotrack.web.auth import User, authenticate
 from allotrack.web.dashboard import GROUPINGS, dashboard_figures
 from allotrack.web.data import Forbidden, NotFound, add_record, list_patients, patient_records, scoped_records
 from allotrack.web.security import csrf_ok

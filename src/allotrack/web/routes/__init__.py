@@ -1,0 +1,1 @@
+"""The routes: server-rendered pages and the JSON API."""
