@@ -103,8 +103,8 @@ def test_coordinator_workflow_in_chromium(server):
         expect(page.locator("td.high", has_text="Severe acute GVHD")).to_have_count(1)
         page.screenshot(path=str(ARTIFACTS / "5-alerts.png"), full_page=True)
 
-        page.goto(f"{base}/report")
-        page.click("text=Run the report")
+        page.goto(f"{base}/studies")
+        page.click("button[aria-label='Run demo']")
         with page.expect_download() as download:
             page.click("text=report.docx")
         target = folder / "report.docx"

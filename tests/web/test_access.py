@@ -12,11 +12,11 @@ from webfixtures import PASSWORD, csrf_of, login, page_csrf, web  # noqa: F401  
 
 from allotrack.records.store import AUDIT_LOG
 
-GET_PAGES = ["/patients", "/patients/MST05", "/patients/MST05/audit", "/alerts", "/import", "/report",
+GET_PAGES = ["/patients", "/patients/MST05", "/patients/MST05/audit", "/alerts", "/import", "/studies",
              "/patients/MST05/gvhd/new"]  # fmt: skip
 EXPECTED_GET = {  # role -> pages it may open (others: 403)
     "admin": set(GET_PAGES), "dm1": set(GET_PAGES),
-    "an1": {"/patients", "/patients/MST05", "/patients/MST05/audit", "/alerts", "/report"},
+    "an1": {"/patients", "/patients/MST05", "/patients/MST05/audit", "/alerts", "/studies"},
     "vw1": {"/patients", "/patients/MST05", "/patients/MST05/audit", "/alerts"},
 }  # fmt: skip
 
@@ -69,7 +69,7 @@ def test_cross_centre_access_is_denied_everywhere(web):
 
 def test_posts_without_csrf_are_rejected(web):
     dm1 = login(web, "dm1")
-    for path, data in (("/patients/MST05/gvhd", {"date": "2019-01-01"}), ("/logout", {}), ("/report", {}),
+    for path, data in (("/patients/MST05/gvhd", {"date": "2019-01-01"}), ("/logout", {}), ("/studies/0/run", {}),
                        ("/patients/MST05/gvhd/grade", {"bilirubin": "2"})):  # fmt: skip
         assert dm1.post(path, data=data).status_code == 403, path
         assert dm1.post(path, data={**data, "csrf_token": "forged"}).status_code == 403, path

@@ -96,6 +96,14 @@ AUDIT_LOG = sa.Table(
     sa.Column("new_values", sa.Text),
     sa.Column("reason", sa.String(500)),
 )  # fmt: skip
+STUDY_PLANS = sa.Table(
+    "study_plans", METADATA,
+    sa.Column("plan_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("plan_toml", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)  # fmt: skip
 STUDY_LOCK = sa.Table(
     "study_lock", METADATA,
     sa.Column("lock_id", sa.Integer, primary_key=True, autoincrement=True),

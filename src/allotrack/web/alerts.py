@@ -7,6 +7,8 @@
   start, while counts were measured after day 30 or the course started more than 30 days ago.
 * **Severe acute GVHD** — an assessment of MAGIC grade III–IV.
 * **Follow-up missing** — alive, last contact more than 6 months ago.
+
+Patients who have died raise no alerts.
 """
 
 from __future__ import annotations
@@ -105,4 +107,6 @@ def all_alerts(records: Records, today: date | None = None) -> list[Alert]:
     day = today or date.today()
     alerts = chimerism_alerts(records) + recovery_alerts(records, day) + gvhd_alerts(records)
     alerts += follow_up_alerts(records, day)
+    dead = set(records["deaths"]["patient_id"])  # attention is for living patients
+    alerts = [a for a in alerts if a.patient_id not in dead]
     return sorted(alerts, key=lambda a: (a.severity != "high", a.patient_id, a.date or date.min))

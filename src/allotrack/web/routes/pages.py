@@ -19,6 +19,7 @@ from allotrack.clinical.gvhd import magic_grade, magic_stage
 from allotrack.errors import AllotrackError
 from allotrack.records.importers import read_tables
 from allotrack.records.validate import ValidationError
+from allotrack.study.plan import PlanError
 from allotrack.web.alerts import all_alerts
 from allotrack.web.app import CsrfRejected, current_user, html
 from allotrack.web.audit import patient_audit, set_lock
@@ -26,6 +27,7 @@ from allotrack.web.auth import User, authenticate
 from allotrack.web.dashboard import GROUPINGS, dashboard_figures
 from allotrack.web.data import Forbidden, NotFound, add_record, list_patients, patient_records, scoped_records
 from allotrack.web.security import csrf_ok
+from allotrack.web.studies import get_plan, list_plans, save_plan
 from allotrack.web.timeline import patient_timeline
 
 router = APIRouter(include_in_schema=False)
@@ -272,27 +274,41 @@ def import_decide(request: Request, token: str, decision: str, user: UserDep, cs
     return RedirectResponse("/patients", status_code=303)
 
 
-@router.get("/report")
-def report_page(request: Request, user: UserDep) -> Response:
+@router.get("/studies")
+def studies_page(request: Request, user: UserDep) -> Response:
     if not user.can_analyse:
         raise Forbidden("your role cannot run analyses")
-    return html(request, "report.html", user=user, token=None)
+    return html(request, "studies.html", user=user, plans=list_plans(request.app.state.store.engine), problems=None)
 
 
-@router.post("/report")
-def report_run(request: Request, user: UserDep, csrf_token: Csrf = None) -> Response:
+@router.post("/studies")
+async def studies_upload(request: Request, user: UserDep, name: Annotated[str, Form(max_length=200)],
+                         plan: Annotated[UploadFile, File()], csrf_token: Csrf = None) -> Response:  # fmt: skip
+    _check_csrf(request, csrf_token)
+    engine = request.app.state.store.engine
+    text = (await plan.read()).decode("utf-8", errors="replace")
+    try:
+        save_plan(engine, user, name, text)
+    except PlanError as err:
+        problems = [f"line {line or '?'}: {key}: {msg}" for line, key, msg in err.problems]
+        return html(request, "studies.html", status=422, user=user, plans=list_plans(engine), problems=problems)
+    return RedirectResponse("/studies", status_code=303)
+
+
+@router.post("/studies/{plan_id}/run")
+def study_run(request: Request, plan_id: int, user: UserDep, csrf_token: Csrf = None) -> Response:
     _check_csrf(request, csrf_token)
     if not user.can_analyse:
         raise Forbidden("your role cannot run analyses")
-    from allotrack.study.plan import load_plan
-    from allotrack.study.run import demo_plan_path, run_study, write_report
+    from allotrack.study.run import run_study, write_report
 
-    records = scoped_records(request.app.state.store.engine, user)
-    result = run_study(load_plan(demo_plan_path()), records=records)
+    engine = request.app.state.store.engine
+    plan = get_plan(engine, plan_id)
+    result = run_study(plan, records=scoped_records(engine, user))
     token = secrets.token_urlsafe(16)
     write_report(result, request.app.state.uploads / f"report-{token}")
     request.session["report"] = token
-    return html(request, "report.html", user=user, token=token)
+    return html(request, "report.html", user=user, token=token, title=plan.study.title)
 
 
 @router.get("/report/{token}/{name}")
