@@ -176,3 +176,19 @@ def test_each_role_on_each_api_route(web, method, path, body, allowed):
         else:
             assert res.status_code == 403, (user, path, res.status_code)
     assert client.request(method, path, json=body).status_code == 401
+
+
+@pytest.mark.parametrize("username", ["an1", "vw1"])
+def test_read_only_roles_cannot_post_changes(web, username):
+    client = login(web, username)
+    token = page_csrf(client)
+    posts = [("/patients/MST05/gvhd", {"date": "2019-01-01"}), ("/patients/MST05/crs", {"date": "2019-01-01"}),
+             ("/admin/lock", {"locked": "yes", "reason": "x"}), ("/import/abc/commit", {})]  # fmt: skip
+    for path, data in posts:
+        assert client.post(path, data={"csrf_token": token, **data}).status_code == 403, (username, path)
+    res = client.post("/import", data={"csrf_token": token}, files=[("files", ("patients.csv", b"patient_id\n", "text/csv"))])
+    assert res.status_code == 403
+    expected = 403 if username == "vw1" else 303
+    res = client.post("/studies", data={"csrf_token": token, "name": f"p-{username}"},
+                      files=[("plan", ("p.toml", b'[study]\ntitle = "t"\n[data]\nsource = "demo"\n', "text/plain"))])
+    assert res.status_code == expected
