@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from allotrack.records.dates import DAYS_PER_MONTH
 from allotrack.records.schema import Records
 
 app = typer.Typer(help="allotrack: clinical-outcome studies of allogeneic cell therapies.", no_args_is_help=True)
@@ -45,7 +46,7 @@ def example(
     from allotrack.report.format import format_pvalue, format_ratio
 
     data = load_myeloid()
-    data["futime_months"] = data["futime"] / 30.4375
+    data["futime_months"] = data["futime"] / DAYS_PER_MONTH
     console.print(f"[bold]myeloid[/bold] AML trial: {len(data)} patients, {int(data['death'].sum())} deaths")
     km = at.kaplan_meier(data, "futime_months", "death", by="trt")
     console.print(_frame_table("Median overall survival (months), 95% CI", km.median()))

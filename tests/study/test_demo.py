@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 
 import allotrack as at
+from allotrack.records.dates import DAYS_PER_MONTH
 from allotrack.records.validate import validate_records
 from allotrack.report.table_one import table_one
 from allotrack.study.dataset import analysis_dataset
-from allotrack.study.demo import COHORT, DAYS_PER_MONTH, PUBLISHED, demo_records
+from allotrack.study.demo import COHORT, PUBLISHED, demo_records
 from allotrack.study.plan import load_plan
 from allotrack.study.run import demo_plan_path
 

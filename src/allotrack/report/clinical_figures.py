@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from allotrack.records.dates import DAYS_PER_MONTH
 from allotrack.records.schema import Records
 from allotrack.report.format import format_pvalue, format_ratio
 
@@ -34,7 +35,7 @@ def plot_forest(rows: pd.DataFrame, xlabel: str = "Hazard ratio (95% CI, log sca
     return fig
 
 
-def plot_chimerism(chimerism: pd.DataFrame, patients: pd.DataFrame, unit: str = "months", scale: float = 30.4375,
+def plot_chimerism(chimerism: pd.DataFrame, patients: pd.DataFrame, unit: str = "months", scale: float = DAYS_PER_MONTH,
                    lod: float | None = None) -> Figure:  # fmt: skip
     """Donor chimerism (%) over time since diagnosis, one line per patient, log scale, with the limit of
     detection as a dashed line (the assay's ``lod_percent`` unless given)."""
@@ -57,7 +58,7 @@ def plot_chimerism(chimerism: pd.DataFrame, patients: pd.DataFrame, unit: str = 
     return fig
 
 
-def plot_swimmer(records: Records, unit: str = "months", scale: float = 30.4375) -> Figure:
+def plot_swimmer(records: Records, unit: str = "months", scale: float = DAYS_PER_MONTH) -> Figure:
     """One bar per patient from diagnosis to last contact or death; markers for course starts, infusions, first
     remission, relapse and death; alive patients end in an arrow."""
     p = records["patients"].set_index("patient_id")["diagnosis_date"]

@@ -17,6 +17,7 @@ import allotrack as at
 from allotrack.endpoints.definitions import ENDPOINTS
 from allotrack.endpoints.recovery import recovery_per_course
 from allotrack.endpoints.timevarying import counting_process
+from allotrack.records.dates import DAYS_PER_UNIT, DAYS_PER_YEAR
 from allotrack.records.schema import Records
 from allotrack.report.clinical_figures import plot_chimerism, plot_forest, plot_swimmer
 from allotrack.report.document import FigureBlock, Section, TableBlock
@@ -24,7 +25,6 @@ from allotrack.report.figures import plot_cumulative_incidence, plot_survival
 from allotrack.report.format import format_percent, format_pvalue, format_ratio
 from allotrack.report.table_one import table_one
 from allotrack.study import plan as sp
-from allotrack.study.dataset import UNIT_DAYS
 
 
 class Context:
@@ -33,7 +33,7 @@ class Context:
     def __init__(self, data: pd.DataFrame, records: Records, plan: sp.StudyPlan) -> None:
         self.data, self.records, self.plan = data, records, plan
         self.unit = plan.study.time_unit
-        self.scale = UNIT_DAYS[self.unit]
+        self.scale = DAYS_PER_UNIT[self.unit]
         self.labels = dict(plan.baseline.labels) if plan.baseline else {}
         self.levels = dict(plan.baseline.levels) if plan.baseline else {}
 
@@ -110,7 +110,7 @@ def landmark_section(ctx: Context, a: sp.LandmarkAnalysis) -> Section:
             groups += [(f"{ctx.label(a.by)}: {g}", d[d[a.by].astype(str) == g]) for g in ctx.ordered(d, a.by)]
         for gname, sub in groups:
             fit = at.kaplan_meier(sub, "time", "status")
-            est = fit.at([y * 365.25 / ctx.scale for y in a.years])
+            est = fit.at([y * DAYS_PER_YEAR / ctx.scale for y in a.years])
             row = {"Endpoint": ep.label, "Group": gname, "N": len(sub)}
             for y, (_, r) in zip(a.years, est.iterrows(), strict=True):
                 row[f"{y:g} year"] = _ci(r["survival"], r["lower"], r["upper"])
@@ -209,12 +209,12 @@ def competing_section(ctx: Context, a: sp.CompetingAnalysis) -> Section:
         fit = at.cumulative_incidence(sub, "time", "status", by="group")
         gray = at.gray_test(sub, "time", "status", by="group", cause=1)
         years = [1, 3, 5]
-        est = fit.at([y * 365.25 / ctx.scale for y in years])
+        est = fit.at([y * DAYS_PER_YEAR / ctx.scale for y in years])
         est = est[est["cause"] == 1]
         for g in order:
             row = {"Group": f"{ctx.label(by)}: {g}", "N": int((sub["group"] == g).sum())}
             for y in years:
-                r = est[(est["group"] == g) & np.isclose(est["time"], y * 365.25 / ctx.scale)]
+                r = est[(est["group"] == g) & np.isclose(est["time"], y * DAYS_PER_YEAR / ctx.scale)]
                 row[f"{y} year"] = "—" if r.empty or r["estimate"].isna().all() else _ci(
                     r["estimate"].iloc[0], r["lower"].iloc[0], r["upper"].iloc[0])  # fmt: skip
             row["p-value"] = format_pvalue(gray.p_value) + "¹" if g == order[0] else ""

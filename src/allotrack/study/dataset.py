@@ -15,13 +15,12 @@ import pandas as pd
 from allotrack.endpoints import derive_endpoints
 from allotrack.endpoints.definitions import ENDPOINTS, Endpoint
 from allotrack.errors import InputError
+from allotrack.records.dates import DAYS_PER_YEAR
 from allotrack.records.schema import Records
 from allotrack.study.plan import GroupVariable, StudyPlan
 
-DAYS_PER_YEAR = 365.25
 RELAPSE_FREE_FROM_DIAGNOSIS = Endpoint("rfs_dx", "Relapse-free survival from diagnosis", "diagnosis",
                                        ("relapse", "death"))  # fmt: skip
-UNIT_DAYS = {"days": 1.0, "months": 30.4375, "years": DAYS_PER_YEAR}
 
 
 def status_at(time: pd.Series, status: pd.Series, days: float) -> pd.Series:

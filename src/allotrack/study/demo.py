@@ -28,9 +28,9 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
+from allotrack.records.dates import DAYS_PER_MONTH
 from allotrack.records.schema import Records
 
-DAYS_PER_MONTH = 30.4375
 END_OF_FOLLOW_UP = date(2025, 10, 31)
 SEED = 20261125
 

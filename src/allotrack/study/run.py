@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from allotrack.records.dates import DAYS_PER_UNIT
 from allotrack.records.schema import Records
 from allotrack.records.validate import validate_records
 from allotrack.report.document import Document, Section, TableBlock
@@ -102,8 +103,8 @@ def methods_text(plan: StudyPlan) -> str:
     kinds = list(dict.fromkeys(a.kind for a in plan.analyses))
     parts += [METHOD_TEXT[k] for k in kinds if METHOD_TEXT[k]]
     unit = plan.study.time_unit
-    parts.append(f"Times are from the dated records, in {unit}" + (" (days / 30.4375)." if unit == "months" else
-                 " (days / 365.25)." if unit == "years" else "."))  # fmt: skip
+    scale = f" (days / {DAYS_PER_UNIT[unit]:g})" if unit != "days" else ""
+    parts.append(f"Times are from the dated records, in {unit}{scale}.")
     sw = software()
     parts.append("All analyses were run with allotrack " + sw["allotrack"] + " (Python " + sw["Python"] + "; numpy "
                  + sw["numpy"] + ", scipy " + sw["scipy"] + ", pandas " + sw["pandas"] + "), whose estimators are "

@@ -21,6 +21,7 @@ import pandas as pd
 
 from allotrack.clinical.chimerism import mst_gvhd_alert
 from allotrack.endpoints.recovery import recovery_per_course
+from allotrack.records.dates import DAYS_PER_MONTH
 from allotrack.records.schema import Records
 
 SYMPTOM_TERMS = {"fever": "fever", "pyrexia": "fever", "rash": "rash", "diarrhoea": "diarrhoea",
@@ -97,7 +98,7 @@ def gvhd_alerts(records: Records) -> list[Alert]:
 def follow_up_alerts(records: Records, today: date, months: int = 6) -> list[Alert]:
     fu = records["follow_up"]
     dead = set(records["deaths"]["patient_id"])
-    cutoff = pd.Timestamp(today - timedelta(days=round(months * 30.4375)))
+    cutoff = pd.Timestamp(today - timedelta(days=round(months * DAYS_PER_MONTH)))
     late = fu[(fu["last_contact_date"] < cutoff) & ~fu["patient_id"].isin(dead)]
     return [Alert(str(r["patient_id"]), "Follow-up missing", "watch", pd.Timestamp(r["last_contact_date"]).date(),
                   f"last contact more than {months} months ago") for r in _rows(late)]  # fmt: skip

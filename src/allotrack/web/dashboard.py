@@ -12,12 +12,12 @@ import sqlalchemy as sa
 
 import allotrack as at
 from allotrack.endpoints import derive_endpoints
+from allotrack.records.dates import DAYS_PER_MONTH
 from allotrack.report.figures import plot_cumulative_incidence, plot_survival
 from allotrack.report.html import figure_svg
 from allotrack.web.auth import User
 from allotrack.web.data import scoped_records
 
-MONTH = 30.4375
 GROUPINGS: dict[str, tuple[str, Callable[[pd.DataFrame], pd.Series]]] = {
     "age": ("Age at diagnosis ≤ 70 / > 70", lambda d: d["age_at_diagnosis"].map(
         lambda a: None if pd.isna(a) else ("≤ 70" if a <= 70 else "> 70"))),
@@ -39,7 +39,7 @@ def dashboard_figures(engine: sa.Engine, user: User, grouping: str) -> dict[str,
     data["group"] = make(data).astype(object)
     out = {}
     os_data = data.dropna(subset=["group", "os_time", "os_status"])
-    os_data = os_data.assign(t=os_data["os_time"].astype(float) / MONTH, e=os_data["os_status"].astype(int))
+    os_data = os_data.assign(t=os_data["os_time"].astype(float) / DAYS_PER_MONTH, e=os_data["os_status"].astype(int))
     if os_data["group"].nunique() >= 2:
         fit = at.kaplan_meier(os_data, "t", "e", by="group")
         p = at.logrank_test(os_data, "t", "e", by="group").p_value
@@ -50,7 +50,7 @@ def dashboard_figures(engine: sa.Engine, user: User, grouping: str) -> dict[str,
     else:
         out["os"] = f"<p class='muted'>{label}: only one group has patients.</p>"
     cir = data.dropna(subset=["group", "cir_time", "cir_status"])
-    cir = cir.assign(t=cir["cir_time"].astype(float) / MONTH, e=cir["cir_status"].astype(int))
+    cir = cir.assign(t=cir["cir_time"].astype(float) / DAYS_PER_MONTH, e=cir["cir_status"].astype(int))
     if cir["group"].nunique() >= 2 and (cir["e"] == 1).any():
         fit_c = at.cumulative_incidence(cir, "t", "e", by="group")
         p_c = at.gray_test(cir, "t", "e", by="group", cause=1).p_value
