@@ -10,10 +10,9 @@ import pandas as pd
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
-from allotrack.clinical.crs import astct_crs_grade
-from allotrack.clinical.gvhd import magic_grade, magic_stage
 from allotrack.web.alerts import all_alerts
 from allotrack.web.app import CsrfRejected, current_user
+from allotrack.web.assessments import CrsIn, GvhdIn, grade_crs, grade_gvhd
 from allotrack.web.audit import patient_audit
 from allotrack.web.auth import User, authenticate, issue_token
 from allotrack.web.data import Forbidden, add_record, list_patients, patient_records, scoped_records, soft_delete
@@ -45,15 +44,6 @@ class PatientOut(BaseModel):
     diagnosis_date: date | None
     age_at_diagnosis: float | None
     centre_code: str | None
-
-
-class GvhdIn(BaseModel):
-    date: date
-    skin_bsa: float = Field(0, ge=0, le=100)
-    bilirubin: float = Field(0, ge=0, le=100)
-    upper_gi: bool = False
-    stool_ml: float = Field(0, ge=0, le=20000)
-    reason: str | None = Field(None, max_length=500)
 
 
 class GvhdOut(BaseModel):
@@ -117,25 +107,10 @@ def patient(request: Request, patient_id: str, user: UserDep) -> dict[str, list[
 def add_gvhd(request: Request, patient_id: str, body: GvhdIn, user: UserDep) -> GvhdOut:
     """An acute GVHD assessment from raw organ values; the MAGIC stages and grade are computed and stored."""
     _changes_allowed(request)
-    stages = {"skin": magic_stage("skin", bsa_percent=body.skin_bsa).stage,
-              "liver": magic_stage("liver", bilirubin=body.bilirubin).stage,
-              "upper_gi": magic_stage("upper_gi", persistent_symptoms=body.upper_gi).stage,
-              "lower_gi": magic_stage("lower_gi", stool_ml=body.stool_ml).stage}  # fmt: skip
-    grade = magic_grade(**stages)
+    grade = grade_gvhd(body)
     row_id = add_record(request.app.state.store.engine, user, "gvhd", {"patient_id": patient_id,
                         "date": body.date.isoformat(), "kind": "acute", "grade": grade.grade}, reason=body.reason)
-    return GvhdOut(row_id=row_id, grade=grade.grade, label=grade.label, stages=stages)
-
-
-class CrsIn(BaseModel):
-    date: date
-    temperature_c: float = Field(37.0, ge=25, le=45)
-    hypotension: bool = False
-    vasopressors: int = Field(0, ge=0, le=10)
-    oxygen_l_min: float = Field(0, ge=0, le=80)
-    high_flow: bool = False
-    positive_pressure: bool = False
-    reason: str | None = Field(None, max_length=500)
+    return GvhdOut(row_id=row_id, grade=grade.grade, label=grade.label, stages=dict(grade.stages))
 
 
 class CrsOut(BaseModel):
@@ -148,9 +123,7 @@ class CrsOut(BaseModel):
 def add_crs(request: Request, patient_id: str, body: CrsIn, user: UserDep) -> CrsOut:
     """A CRS assessment from bedside values; the ASTCT grade is computed and stored."""
     _changes_allowed(request)
-    grade = astct_crs_grade(temperature_c=body.temperature_c, hypotension=body.hypotension,
-                            vasopressors=body.vasopressors, oxygen_l_min=body.oxygen_l_min, high_flow=body.high_flow,
-                            positive_pressure=body.positive_pressure)  # fmt: skip
+    grade = grade_crs(body)
     row_id = add_record(request.app.state.store.engine, user, "crs", {"patient_id": patient_id,
                         "date": body.date.isoformat(), "grade": grade.grade}, reason=body.reason)  # fmt: skip
     return CrsOut(row_id=row_id, grade=grade.grade, reason=grade.reason)

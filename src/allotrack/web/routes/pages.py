@@ -5,23 +5,20 @@ from __future__ import annotations
 
 import secrets
 import shutil
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 import pandas as pd
 from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from allotrack.clinical.crs import CrsGrade, astct_crs_grade
-from allotrack.clinical.gvhd import magic_grade, magic_stage
 from allotrack.errors import AllotrackError
 from allotrack.records.importers import read_tables
 from allotrack.records.validate import ValidationError
 from allotrack.study.plan import PlanError
 from allotrack.web.alerts import all_alerts
 from allotrack.web.app import CsrfRejected, current_user, html
+from allotrack.web.assessments import ASSESSMENTS, Assessment
 from allotrack.web.audit import patient_audit, set_lock
 from allotrack.web.auth import User, authenticate
 from allotrack.web.dashboard import GROUPINGS, dashboard_figures
@@ -92,59 +89,6 @@ def patient_page(request: Request, patient_id: str, user: UserDep) -> Response:
                 counts_svg=t.counts_svg, chimerism_svg=t.chimerism_svg)
 
 
-def _grade_from_form(form: dict[str, Any]) -> dict[str, Any]:
-    """MAGIC stages from the raw values of the form, and the overall grade."""
-    def num(name: str) -> float:
-        try:
-            return float(form.get(name) or 0)
-        except ValueError as err:
-            raise AllotrackError(f"'{name}' must be a number") from err
-
-    stages = {
-        "skin": magic_stage("skin", bsa_percent=num("skin_bsa")).stage,
-        "liver": magic_stage("liver", bilirubin=num("bilirubin")).stage,
-        "upper_gi": magic_stage("upper_gi", persistent_symptoms=form.get("upper_gi") == "on").stage,
-        "lower_gi": magic_stage("lower_gi", stool_ml=num("stool_ml")).stage,
-    }
-    grade = magic_grade(**stages)
-    return {"stages": stages, "grade": grade.grade, "label": grade.label, "reason": grade.reason}
-
-
-def _crs_from_form(form: dict[str, Any]) -> CrsGrade:
-    def num(name: str, default: float) -> float:
-        try:
-            return float(form.get(name) or default)
-        except ValueError as err:
-            raise AllotrackError(f"'{name}' must be a number") from err
-
-    return astct_crs_grade(temperature_c=num("temperature_c", 37.0), hypotension=form.get("hypotension") == "on",
-                           vasopressors=int(num("vasopressors", 0)), oxygen_l_min=num("oxygen_l_min", 0),
-                           high_flow=form.get("high_flow") == "on",
-                           positive_pressure=form.get("positive_pressure") == "on")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Assessment:
-    """A bedside assessment form whose grade is computed from raw values as they are typed (htmx preview), then
-    stored as a record of ``table``."""
-
-    table: str
-    grade: Callable[[dict[str, Any]], Any]  # form values -> result shown by the grade template
-    record: Callable[[Any], dict[str, Any]]  # result -> the record's graded columns
-
-
-def _gvhd_record(result: dict[str, Any]) -> dict[str, Any]:
-    return {"kind": "acute", "grade": result["grade"]}
-
-
-def _crs_record(result: CrsGrade) -> dict[str, Any]:
-    return {"grade": result.grade}
-
-
-ASSESSMENTS = {"gvhd": Assessment("gvhd", _grade_from_form, _gvhd_record),
-               "crs": Assessment("crs", _crs_from_form, _crs_record)}  # fmt: skip
-
-
 def _assessment(kind: str) -> Assessment:
     if kind not in ASSESSMENTS:
         raise NotFound("no such assessment form")
@@ -166,7 +110,7 @@ async def assessment_preview(request: Request, patient_id: str, kind: str, user:
     form = dict(await request.form())
     _check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
     try:
-        result = spec.grade(form)
+        result = spec.from_form(form)
     except AllotrackError as err:
         return html(request, f"{kind}_grade.html", user=user, result=None, error=str(err))
     return html(request, f"{kind}_grade.html", user=user, result=result, error=None)
@@ -177,7 +121,7 @@ async def assessment_add(request: Request, patient_id: str, kind: str, user: Use
     spec = _assessment(kind)
     form = dict(await request.form())
     _check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
-    values = {"patient_id": patient_id, "date": form.get("date"), **spec.record(spec.grade(form))}
+    values = {"patient_id": patient_id, "date": form.get("date"), **spec.record(spec.from_form(form))}
     add_record(request.app.state.store.engine, user, spec.table, values, reason=str(form.get("reason") or "") or None)
     return RedirectResponse(f"/patients/{patient_id}", status_code=303)
 

@@ -1,0 +1,92 @@
+"""Bedside assessments entered on the web (forms and API alike): the raw values, validated once by the same
+pydantic models, and the grade computed from them — MAGIC acute GVHD (:func:`allotrack.clinical.gvhd.magic_stage`,
+:func:`~allotrack.clinical.gvhd.magic_grade`) and ASTCT CRS (:func:`allotrack.clinical.crs.astct_crs_grade`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from allotrack.clinical.crs import CrsGrade, astct_crs_grade
+from allotrack.clinical.gvhd import GvhdGrade, magic_grade, magic_stage
+from allotrack.errors import AllotrackError
+
+
+class GvhdValues(BaseModel):
+    skin_bsa: float = Field(0, ge=0, le=100)
+    bilirubin: float = Field(0, ge=0, le=100)
+    upper_gi: bool = False
+    stool_ml: float = Field(0, ge=0, le=20000)
+
+
+class CrsValues(BaseModel):
+    temperature_c: float = Field(37.0, ge=25, le=45)
+    hypotension: bool = False
+    vasopressors: int = Field(0, ge=0, le=10)
+    oxygen_l_min: float = Field(0, ge=0, le=80)
+    high_flow: bool = False
+    positive_pressure: bool = False
+
+
+class Dated(BaseModel):
+    date: date
+    reason: str | None = Field(None, max_length=500)
+
+
+class GvhdIn(Dated, GvhdValues):
+    pass
+
+
+class CrsIn(Dated, CrsValues):
+    pass
+
+
+def grade_gvhd(v: GvhdValues) -> GvhdGrade:
+    """MAGIC organ stages from the raw values, then the overall grade."""
+    return magic_grade(
+        skin=magic_stage("skin", bsa_percent=v.skin_bsa).stage,
+        liver=magic_stage("liver", bilirubin=v.bilirubin).stage,
+        upper_gi=magic_stage("upper_gi", persistent_symptoms=v.upper_gi).stage,
+        lower_gi=magic_stage("lower_gi", stool_ml=v.stool_ml).stage,
+    )
+
+
+def grade_crs(v: CrsValues) -> CrsGrade:
+    return astct_crs_grade(temperature_c=v.temperature_c, hypotension=v.hypotension, vasopressors=v.vasopressors,
+                           oxygen_l_min=v.oxygen_l_min, high_flow=v.high_flow,
+                           positive_pressure=v.positive_pressure)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """One kind of assessment: its table, its values, how it is graded and which record columns the grade fills."""
+
+    table: str
+    values: type[BaseModel]
+    grade: Callable[[Any], Any]
+    record: Callable[[Any], dict[str, Any]]
+
+    def from_form(self, form: Mapping[str, Any]) -> Any:
+        """Grade the values of an HTML form (blank fields take their defaults; unticked boxes are no)."""
+        data = {k: v for k, v in form.items() if k in self.values.model_fields and v != ""}
+        try:
+            return self.grade(self.values.model_validate(data))
+        except ValidationError as err:
+            raise AllotrackError("; ".join(_message(e) for e in err.errors())) from None
+
+
+def _message(error: Any) -> str:
+    field = ".".join(str(p) for p in error["loc"])
+    if error["type"] in ("float_parsing", "int_parsing", "int_from_float"):
+        return f"'{field}' must be a number"
+    return f"'{field}': {error['msg']}"
+
+
+ASSESSMENTS = {
+    "gvhd": Assessment("gvhd", GvhdValues, grade_gvhd, lambda g: {"kind": "acute", "grade": g.grade}),
+    "crs": Assessment("crs", CrsValues, grade_crs, lambda g: {"grade": g.grade}),
+}
