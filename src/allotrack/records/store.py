@@ -133,6 +133,36 @@ def _typed(frame: pd.DataFrame, spec: Table) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index)
 
 
+def load_records(engine: Engine, centre: str | None = None, patient_id: str | None = None) -> Records:
+    """Current (not deleted) records, optionally only a centre's (its data access group) or one patient's, typed
+    as the schema says. PostgreSQL is read as Arrow through ADBC; other databases through the DB-API cursor's plain
+    tuples (no SQLAlchemy Row per record)."""
+    queries = {}
+    for name, spec in TABLES.items():
+        table = METADATA.tables[name]
+        conds: list[sa.ColumnElement[bool]] = [table.c.deleted.is_(False)]
+        if centre is not None:
+            conds.append(table.c.centre_code == centre)
+        if patient_id is not None:
+            conds.append(table.c.patient_id == patient_id)
+        queries[name] = sa.select(*[table.c[c.name] for c in spec.columns]).where(*conds).order_by(table.c.row_id)
+    arrow = read_tables(engine, queries)
+    out = {}
+    with engine.connect() as conn:
+        for name, spec in TABLES.items():
+            names = [c.name for c in spec.columns]
+            if arrow is not None:
+                columns = [arrow[name].column(c).to_numpy(zero_copy_only=False) for c in names]
+            else:
+                rows = conn.execute(queries[name]).cursor.fetchall()  # raw tuples; bound parameters
+                columns = [np.array(c, dtype=object) for c in zip(*rows, strict=True)] if rows else [
+                    np.array([], dtype=object) for _ in names]  # fmt: skip
+            frame = pd.DataFrame({n: pd.Series(c, dtype=object if c.dtype == object else None)
+                                  for n, c in zip(names, columns, strict=True)})  # fmt: skip
+            out[name] = _typed(frame, spec)  # object columns stay object: no Arrow re-inference
+    return Records(out)
+
+
 @dataclass(frozen=True)
 class ImportReport:
     added: dict[str, int]
@@ -177,30 +207,10 @@ class Store:
             cfg.attributes["connection"] = conn
             getattr(command, direction)(cfg, revision)
 
-    def load(self) -> Records:
-        """All current (not deleted) records, typed as the schema says (read as Arrow through ADBC where it can
-        reach the database, else row by row through SQLAlchemy)."""
-        queries = {}
-        for name, spec in TABLES.items():
-            table = METADATA.tables[name]
-            queries[name] = sa.select(*[table.c[c.name] for c in spec.columns]).where(table.c.deleted.is_(False))
-        arrow = read_tables(self.engine, queries)
-        out = {}
-        with self.engine.connect() as conn:
-            for name, spec in TABLES.items():
-                names = [c.name for c in spec.columns]
-                if arrow is not None:
-                    columns = [arrow[name].column(c).to_numpy(zero_copy_only=False) for c in names]
-                else:  # the DB-API cursor's plain tuples, transposed (no SQLAlchemy Row per record)
-                    sql = str(queries[name].compile(dialect=self.engine.dialect,
-                                                    compile_kwargs={"literal_binds": True}))  # fmt: skip
-                    rows = conn.exec_driver_sql(sql).cursor.fetchall()
-                    columns = [np.array(c, dtype=object) for c in zip(*rows, strict=True)] if rows else [
-                        np.array([], dtype=object) for _ in names]  # fmt: skip
-                frame = pd.DataFrame({n: pd.Series(c, dtype=object if c.dtype == object else None)
-                                      for n, c in zip(names, columns, strict=True)})  # fmt: skip
-                out[name] = _typed(frame, spec)  # object columns stay object: no Arrow re-inference
-        return Records(out)
+    def load(self, centre: str | None = None, patient_id: str | None = None) -> Records:
+        """Current (not deleted) records, typed as the schema says: all of them, or one centre's, or one
+        patient's (see :func:`load_records`)."""
+        return load_records(self.engine, centre=centre, patient_id=patient_id)
 
     def _stored_hashes(self) -> dict[str, np.ndarray]:
         """Every stored row's content hash (unsigned 64-bit; stored as the signed integer with the same bits)."""

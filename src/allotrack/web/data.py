@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from allotrack.errors import AllotrackError
 from allotrack.records.hashing import hash_values
 from allotrack.records.schema import TABLES, Records
-from allotrack.records.store import METADATA
+from allotrack.records.store import METADATA, load_records
 from allotrack.records.validate import Problem, ValidationError, validate_records
 from allotrack.web.audit import is_locked, record_change
 from allotrack.web.auth import User
@@ -55,23 +55,10 @@ def list_patients(engine: sa.Engine, user: User, search: str = "", limit: int = 
 
 def patient_records(engine: sa.Engine, user: User, patient_id: str) -> Records:
     """Every current record of one patient of the user's centre, typed; :class:`NotFound` otherwise."""
-    out: dict[str, pd.DataFrame] = {}
-    with engine.connect() as conn:
-        for name, spec in TABLES.items():
-            t = METADATA.tables[name]
-            names = ["row_id", *[c.name for c in spec.columns]]
-            rows = conn.execute(sa.select(*[t.c[n] for n in names]).where(t.c.patient_id == patient_id,
-                                *scope_conditions(t, user)).order_by(t.c.row_id)).all()  # fmt: skip
-            frame = pd.DataFrame(rows, columns=names)
-            for c in spec.columns:
-                if c.kind == "date":
-                    frame[c.name] = pd.to_datetime(frame[c.name])
-                elif c.kind in ("number", "integer") and len(frame):
-                    frame[c.name] = pd.to_numeric(frame[c.name]).astype("float64")
-            out[name] = frame
-    if out["patients"].empty:
+    records = load_records(engine, centre=user.centre_code, patient_id=patient_id)
+    if records["patients"].empty:
         raise NotFound("no such patient in your data access group")
-    return Records(out)
+    return records
 
 
 def add_record(engine: sa.Engine, user: User, table: str, values: dict[str, Any], reason: str | None = None,
@@ -86,7 +73,7 @@ def add_record(engine: sa.Engine, user: User, table: str, values: dict[str, Any]
     existing = patient_records(engine, user, patient_id)  # NotFound for another centre's patient
     spec = TABLES[table]
     row = {c.name: values.get(c.name) for c in spec.columns}
-    frames = {n: existing[n].drop(columns="row_id") for n in TABLES}
+    frames = {n: existing[n] for n in TABLES}
     frames[table] = pd.concat([frames[table], pd.DataFrame([row])], ignore_index=True)
     try:
         typed = validate_records(Records(frames), today)
@@ -142,16 +129,4 @@ def soft_delete(engine: sa.Engine, user: User, table: str, row_id: int, reason: 
 
 def scoped_records(engine: sa.Engine, user: User) -> Records:
     """Every current record of the user's data access group, typed (for alerts, dashboards and reports)."""
-    out: dict[str, pd.DataFrame] = {}
-    with engine.connect() as conn:
-        for name, spec in TABLES.items():
-            t = METADATA.tables[name]
-            rows = conn.execute(sa.select(*[t.c[c.name] for c in spec.columns]).where(*scope_conditions(t, user))).all()
-            frame = pd.DataFrame(rows, columns=[c.name for c in spec.columns])
-            for c in spec.columns:
-                if c.kind == "date":
-                    frame[c.name] = pd.to_datetime(frame[c.name])
-                elif c.kind in ("number", "integer"):
-                    frame[c.name] = pd.to_numeric(frame[c.name]).astype("float64")
-            out[name] = frame
-    return Records(out)
+    return load_records(engine, centre=user.centre_code)
