@@ -24,7 +24,7 @@ from starlette.middleware.sessions import SessionMiddleware
 
 from allotrack.records.store import Store
 from allotrack.records.validate import ValidationError
-from allotrack.web.auth import User, user_by_id, user_for_token
+from allotrack.web.auth import User, authenticate, user_by_id, user_for_token
 from allotrack.web.data import Forbidden, NotFound
 from allotrack.web.security import LoginThrottle, csrf_token, reference_id
 
@@ -57,6 +57,28 @@ def current_user(request: Request) -> User:
         request.state.via_token = False
     if user is None:
         raise NotAuthenticated()
+    return user
+
+
+class LoginRefused(Exception):
+    """Wrong credentials, or (``throttled``) too many recent failures for this user name or address."""
+
+    def __init__(self, throttled: bool) -> None:
+        super().__init__("too many failed attempts: wait 15 minutes" if throttled else "wrong user name or password")
+        self.throttled = throttled
+
+
+def sign_in(request: Request, username: str, password: str) -> User:
+    """Check a password login (pages and API tokens alike) under the login throttle."""
+    throttle: LoginThrottle = request.app.state.throttle
+    keys = (f"user:{username.lower()}", f"addr:{request.client.host if request.client else '?'}")
+    if throttle.blocked(*keys):
+        raise LoginRefused(throttled=True)
+    user = authenticate(request.app.state.store.engine, username, password)
+    if user is None:
+        throttle.failed(*keys)
+        raise LoginRefused(throttled=False)
+    throttle.succeeded(*keys)
     return user
 
 

@@ -11,10 +11,10 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from allotrack.web.alerts import all_alerts
-from allotrack.web.app import CsrfRejected, current_user
+from allotrack.web.app import CsrfRejected, LoginRefused, current_user, sign_in
 from allotrack.web.assessments import CrsIn, GvhdIn, grade_crs, grade_gvhd
 from allotrack.web.audit import patient_audit
-from allotrack.web.auth import User, authenticate, issue_token
+from allotrack.web.auth import User, issue_token
 from allotrack.web.data import Forbidden, add_record, list_patients, patient_records, scoped_records, soft_delete
 from allotrack.web.security import csrf_ok
 
@@ -75,15 +75,10 @@ def _records_json(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 @router.post("/token", response_model=TokenOut)
 def token(request: Request, body: Credentials) -> TokenOut:
-    throttle = request.app.state.throttle
-    keys = (f"user:{body.username.lower()}", f"addr:{request.client.host if request.client else '?'}")
-    if throttle.blocked(*keys):
-        raise Forbidden("too many failed attempts: wait 15 minutes")
-    user = authenticate(request.app.state.store.engine, body.username, body.password)
-    if user is None:
-        throttle.failed(*keys)
-        raise Forbidden("wrong user name or password")
-    throttle.succeeded(*keys)
+    try:
+        user = sign_in(request, body.username, body.password)
+    except LoginRefused as refused:
+        raise Forbidden(str(refused)) from None
     return TokenOut(token=issue_token(request.app.state.store.engine, user))
 
 

@@ -17,10 +17,10 @@ from allotrack.records.importers import read_tables
 from allotrack.records.validate import ValidationError
 from allotrack.study.plan import PlanError
 from allotrack.web.alerts import all_alerts
-from allotrack.web.app import CsrfRejected, current_user, html
+from allotrack.web.app import CsrfRejected, LoginRefused, current_user, html, sign_in
 from allotrack.web.assessments import ASSESSMENTS, Assessment
 from allotrack.web.audit import patient_audit, set_lock
-from allotrack.web.auth import User, authenticate
+from allotrack.web.auth import User
 from allotrack.web.dashboard import GROUPINGS, dashboard_figures
 from allotrack.web.data import Forbidden, NotFound, add_record, list_patients, patient_records, scoped_records
 from allotrack.web.security import csrf_ok
@@ -46,16 +46,11 @@ def login_page(request: Request) -> Response:
 def login(request: Request, username: Annotated[str, Form()], password: Annotated[str, Form()],
           csrf_token: Csrf = None) -> Response:  # fmt: skip
     _check_csrf(request, csrf_token)
-    throttle = request.app.state.throttle
-    keys = (f"user:{username.lower()}", f"addr:{request.client.host if request.client else '?'}")
-    if throttle.blocked(*keys):
-        return html(request, "login.html", status=429, user=None,
-                    error="Too many failed attempts: wait 15 minutes and try again.")  # fmt: skip
-    user = authenticate(request.app.state.store.engine, username, password)
-    if user is None:
-        throttle.failed(*keys)
-        return html(request, "login.html", status=401, user=None, error="Wrong user name or password.")
-    throttle.succeeded(*keys)
+    try:
+        user = sign_in(request, username, password)
+    except LoginRefused as refused:
+        return html(request, "login.html", status=429 if refused.throttled else 401, user=None,
+                    error=f"{str(refused).capitalize()}.")  # fmt: skip
     request.session.clear()  # a fresh session (and CSRF token) at every login
     request.session["user_id"] = user.user_id
     return RedirectResponse("/patients", status_code=303)
