@@ -15,14 +15,17 @@ from allotrack.endpoints import derive_endpoints
 from allotrack.records.dates import DAYS_PER_MONTH
 from allotrack.report.figures import plot_cumulative_incidence, plot_survival
 from allotrack.report.html import figure_svg
+from allotrack.study.dataset import group_variable
+from allotrack.study.plan import GroupVariable
 from allotrack.web.auth import User
 from allotrack.web.data import scoped_records
 
-GROUPINGS: dict[str, tuple[str, Callable[[pd.DataFrame], pd.Series]]] = {
-    "age": ("Age at diagnosis ≤ 70 / > 70", lambda d: d["age_at_diagnosis"].map(
-        lambda a: None if pd.isna(a) else ("≤ 70" if a <= 70 else "> 70"))),
+AGE = GroupVariable(name="age", variable="age_at_diagnosis", cut=[70], labels=["≤ 70", "> 70"])
+COURSES = GroupVariable(name="courses", variable="n_courses", cut=[3], labels=["1–3", "> 3"])
+GROUPINGS: dict[str, tuple[str, Callable[[pd.DataFrame], pd.Series]]] = {  # cuts as a study plan's [[groups]]
+    "age": ("Age at diagnosis ≤ 70 / > 70", lambda d: group_variable(d[AGE.variable], AGE)),
     "sex": ("Patient sex", lambda d: d["sex"]),
-    "courses": ("Courses 1–3 / > 3", lambda d: d["n_courses"].map(lambda n: "> 3" if n > 3 else "1–3")),
+    "courses": ("Courses 1–3 / > 3", lambda d: group_variable(d[COURSES.variable], COURSES)),
     "donor_sex": ("Donor sex", lambda d: d["donor_sex"]),
     "risk": ("ELN 2022 risk", lambda d: d["eln2022_risk"]),
 }  # fmt: skip
