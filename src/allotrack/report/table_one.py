@@ -173,7 +173,6 @@ def table_one(
             dichotomous = _is_dichotomous(values)
             present = values.dropna()
             cats = [True] if dichotomous else list(levels.get(var, sorted(present.unique(), key=str)))
-            unknown = values.isna()
             if dichotomous:
                 present = present.astype(bool)
             head: dict[str, object] = {"variable": var, "label": label, "level": None, "row_type": "label",
@@ -194,24 +193,18 @@ def table_one(
                 counts = np.array([[int((g.dropna().astype(bool) if dichotomous else g.dropna()).eq(k).sum())
                                     for g in groups] for k in keys])  # fmt: skip
                 tests[var] = categorical_test(counts)
-            if unknown.any():
-                row = {"variable": var, "label": "Unknown", "level": None, "row_type": "missing", "statistic": "n"}
-                for (name, mask), header in zip(columns, headers, strict=True):
-                    row[header] = str(int(unknown[mask].sum()))
-                    row[f"{name}:n"] = int(unknown[mask].sum())
-                rows.append(row)
-        if _is_continuous(values) and values.isna().any():
+        if values.isna().any():  # every kind of variable: an "Unknown" row with the count of missing values
             row = {"variable": var, "label": "Unknown", "level": None, "row_type": "missing", "statistic": "n"}
             for (name, mask), header in zip(columns, headers, strict=True):
-                row[header] = str(int(values[mask].isna().sum()))
-                row[f"{name}:n"] = int(values[mask].isna().sum())
+                n_missing = int(values[mask].isna().sum())
+                row[header], row[f"{name}:n"] = str(n_missing), n_missing
             rows.append(row)
         if stat not in used_stats:
             used_stats.append(stat)
 
     stats = pd.DataFrame(rows)
-    stats["p_value"] = [tests[v].p_value if (v in tests and t == "label") or (v in tests and _single_row(stats, v))
-                        else np.nan for v, t in zip(stats["variable"], stats["row_type"], strict=True)]  # fmt: skip
+    stats["p_value"] = [tests[v].p_value if v in tests and t == "label" else np.nan  # one p per variable, on its
+                        for v, t in zip(stats["variable"], stats["row_type"], strict=True)]  # label row  # fmt: skip
     stats["test"] = [tests[v].method if v in tests and p == p else None
                      for v, p in zip(stats["variable"], stats["p_value"], strict=True)]  # fmt: skip
     methods = list(dict.fromkeys(t.method for t in tests.values()))
@@ -230,10 +223,6 @@ def _level_text(level: object) -> str:
     if isinstance(level, float | np.floating) and float(level).is_integer():
         return str(int(level))
     return str(level)
-
-
-def _single_row(stats: pd.DataFrame, var: str) -> bool:
-    return int(((stats["variable"] == var) & (stats["row_type"] != "missing")).sum()) == 1
 
 
 def _sup(i: int) -> str:
