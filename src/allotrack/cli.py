@@ -214,7 +214,7 @@ def _run_and_write(plan_path: Path, out: Path, formats: str, records: Records | 
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=True) as progress:  # fmt: skip
         task = progress.add_task("starting", total=None)
-        result = run_study(plan, records=records, base_dir=plan_path.parent,
+        result = run_study(plan, records=records, base_dir=plan_path.parent, validated=records is not None,
                            progress=lambda msg: progress.update(task, description=msg))  # fmt: skip
         progress.update(task, description="writing the report")
         written = write_report(result, out, tuple(f.strip() for f in formats.split(",") if f.strip()))

@@ -63,12 +63,17 @@ def load_records(plan: StudyPlan, base_dir: Path | None = None) -> Records:
 
 
 def run_study(plan: StudyPlan, records: Records | None = None, base_dir: Path | None = None,
-              progress: Callable[[str], None] | None = None) -> StudyResult:  # fmt: skip
-    """Run every analysis of ``plan`` (on ``records`` if given) and return the report document and dataset."""
+              progress: Callable[[str], None] | None = None, validated: bool = False) -> StudyResult:  # fmt: skip
+    """Run every analysis of ``plan`` (on ``records`` if given) and return the report document and dataset.
+    ``validated``: the records come from the store, which validated and typed them at import."""
     say = progress or (lambda _msg: None)
     say("loading records")
-    say("validating records")
-    recs = validate_records(records if records is not None else load_records(plan, base_dir))  # typed once
+    if records is None:
+        records = load_records(plan, base_dir)
+        validated = plan.data.source not in (None, "demo")  # a database URL: the store's records
+    if not validated:
+        say("validating records")
+    recs = records if validated else validate_records(records)  # typed once
     say("deriving endpoints")
     data = analysis_dataset(recs, plan, validate=False)
     ctx = Context(data, recs, plan)

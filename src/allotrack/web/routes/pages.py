@@ -243,7 +243,7 @@ def study_run(request: Request, plan_id: int, user: UserDep, csrf_token: Csrf = 
 
     engine = request.app.state.store.engine
     plan = get_plan(engine, plan_id)
-    result = run_study(plan, records=scoped_records(engine, user))
+    result = run_study(plan, records=scoped_records(engine, user), validated=True)
     token = secrets.token_urlsafe(16)
     write_report(result, request.app.state.uploads / f"report-{token}")
     request.session["report"] = token
