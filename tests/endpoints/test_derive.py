@@ -133,7 +133,7 @@ def test_chronology_and_references_are_all_reported():
     assert ("deaths", "refers to an unknown patient") in rules
     assert ("relapses", "relapse before the first remission (or without any remission)") in rules
     assert ("courses", "course ends before it starts") in rules
-    assert ("patients", "duplicate key (already used in an earlier row)") in rules
+    assert ("patients", "duplicate key: an earlier row has the same patient_id") in rules
     assert ("follow_up", "date is in the future") in rules
     assert ("courses", "after the patient's death") in rules  # p1's courses after the (wrong) death on day -5
     assert ("follow_up", "last contact before the patient's latest dated record") in rules
@@ -159,10 +159,11 @@ def test_type_errors_are_reported_with_values():
     with pytest.raises(ValidationError) as info:
         validate_records(Records(bad), today=date(2026, 1, 1))
     text = str(info.value)
-    assert "infusions, row 1, column 'cd34_per_kg' (value 'lots'): not a number" in text
-    assert "infusions, row 2, column 'cd34_per_kg' (value -2.0): must be ≥ 0" in text
-    assert "infusions, row 1, column 'product' (value 'PBSC'): must be one of" in text
-    assert "labs, row 0, column 'date' (value '2020-02-30'): not a date" in text
+    # rows of a data frame are counted from 1 (the first row), as a person counts them
+    assert "infusions, row 2, column 'cd34_per_kg' (value 'lots'): not a number" in text
+    assert "infusions, row 3, column 'cd34_per_kg' (value -2.0): must be ≥ 0" in text
+    assert "infusions, row 2, column 'product' (value 'PBSC'): must be one of" in text
+    assert "labs, row 1, column 'date' (value '2020-02-30'): not a date in the format YYYY-MM-DD" in text
     assert "labs, column 'colour': unknown column" in text
 
 

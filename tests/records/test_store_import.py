@@ -235,14 +235,20 @@ def test_migrations_build_exactly_the_models(store):
         assert compare_metadata(MigrationContext.configure(conn), METADATA) == []
 
 
-def test_record_hash_stays_unique_after_migration_0002(store):
+def test_the_database_refuses_a_second_current_record_with_the_same_natural_key(store):
+    """Not only a Python check: a raw INSERT of another row with a stored patient's key fails; once the stored row
+    is soft-deleted, its key is free again."""
     store.import_records(history())
-    table = METADATA.tables["patients"]
+    table = METADATA.tables["follow_up"]
     with store.engine.connect() as conn:
-        row = conn.execute(sa.select(table).limit(1)).mappings().one()
-    duplicate = {k: v for k, v in row.items() if k != "row_id"}
+        row = conn.execute(sa.select(table).where(table.c.patient_id == "p1")).mappings().one()
+    other = {k: v for k, v in row.items() if k != "row_id"} | {"record_hash": 12345}  # other content, same key
     with pytest.raises(sa.exc.IntegrityError), store.engine.begin() as conn:
-        conn.execute(table.insert().values(**duplicate))
+        conn.execute(table.insert().values(**other))
+    with store.engine.begin() as conn:
+        conn.execute(table.update().where(table.c.row_id == row["row_id"]).values(deleted=True, deleted_reason="x"))
+        conn.execute(table.insert().values(**other))
+    assert len(store.load()["follow_up"]) == 5
 
 
 def _write_as_0001(store: Store) -> None:
@@ -298,7 +304,7 @@ def test_bulk_import_rebuilds_dropped_indexes(store, monkeypatch):
     from allotrack.records import bulk
 
     before = _index_names(store)
-    assert "ux_patients_patient_record" in before
+    assert {"ux_patients_key", "ux_labs_key", "ux_courses_key", "ix_courses_patient"} <= before
     monkeypatch.setattr(bulk, "REBUILD_MIN_ROWS", 1)  # every table of this small import takes the rebuild path
     report = store.import_records(history())
     assert report.added["patients"] == 5
@@ -319,11 +325,14 @@ def test_failed_bulk_write_rolls_back_every_table(store, monkeypatch):
         columns = real_driver(frame, name)
         return {**columns, "no_such_column": columns["record_hash"]} if name == "deaths" else columns
 
+    before = _index_names(store)
     monkeypatch.setattr(bulk, "arrow_table", broken_arrow)
     monkeypatch.setattr(bulk, "driver_columns", broken_driver)
+    monkeypatch.setattr(bulk, "REBUILD_MIN_ROWS", 1)  # the index drops are rolled back too
     with pytest.raises(Exception, match="no_such_column"):
         store.import_records(history())
     monkeypatch.undo()
+    assert _index_names(store) == before
     assert all(len(frame) == 0 for frame in store.load().tables.values())
     assert store.import_records(history()).added["deaths"] == 4
 
@@ -384,3 +393,48 @@ def test_hex_digits_round_trip(values):
     text = hex_digits(hashes)
     assert [len(t) for t in text] == [16] * len(values)
     assert text.tolist() == [f"{v:016x}" for v in values]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrade_to_0005_keeps_every_record_and_retires_duplicate_keys_with_an_audit_row(tmp_path, backend):
+    """A store made before natural keys, holding the concurrent-import bug's double patient: after the upgrade
+    every record is still there with the same values, the later double is soft-deleted with a reason and audited,
+    and a re-import recognises every stored row."""
+    from datetime import UTC, datetime
+
+    from allotrack.records.hashing import hash_values
+    from allotrack.records.validate import type_tables
+
+    s = Store(f"sqlite:///{tmp_path / 'old.db'}") if backend == "sqlite" else _fresh_postgres_store()
+    s.init("0004")
+    typed, _ = type_tables(history())
+    double = typed["patients"].iloc[[0]].assign(sex="F")  # p1 again, other content
+    typed["patients"] = pd.concat([typed["patients"], double], ignore_index=True)
+    with s.engine.begin() as conn:
+        for name, frame in typed.items():
+            if not len(frame):
+                continue
+            rows = frame.astype(object).where(frame.notna(), None)
+            for c in frame.columns:
+                if pd.api.types.is_datetime64_any_dtype(frame[c]):
+                    rows[c] = [None if pd.isna(v) else v.date() for v in frame[c]]
+            rows = rows.assign(record_hash=hash_values(frame, name).view("int64"))
+            audit = {"created_by": "import", "created_at": datetime.now(UTC), "deleted": False}
+            table = sa.table(name, *[sa.column(c) for c in [*rows.columns, *audit]])
+            conn.execute(table.insert(), [{**r, **audit} for r in rows.to_dict("records")])
+    before = s.load()
+    s.init()
+    after = s.load()
+    for name in ("donors", "courses", "infusions", "gvhd", "responses", "deaths", "follow_up"):
+        pd.testing.assert_frame_equal(after[name], before[name])
+    pd.testing.assert_frame_equal(after["patients"], before["patients"].iloc[:5])
+    with s.engine.connect() as conn:
+        retired = conn.execute(sa.text("SELECT patient_id, sex, deleted_reason FROM patients WHERE deleted = :d"),
+                               {"d": True}).all()  # fmt: skip
+        audit_rows = conn.execute(sa.text("SELECT username, action, table_name, patient_id FROM audit_log")).all()
+    assert [(p, sex) for p, sex, _ in retired] == [("p1", "F")]
+    assert retired[0][2].startswith("migration 0005: another current record (row 1) has the same natural key")
+    assert audit_rows == [("migration 0005", "delete", "patients", "p1")]
+    assert s.import_records(history()).added == {}  # key and content hashes recognise every stored row
+    if backend == "postgresql":
+        _drop_everything(s)

@@ -1,13 +1,15 @@
-"""Bulk writing (and reading) of validated record tables, each import in one transaction.
+"""Bulk writing (and reading) of validated record tables, inside the caller's transaction.
 
-SQLite goes through the Python ``sqlite3`` driver behind SQLAlchemy: rows are built column by column (C-level
-``tolist``), audit values are SQL literals rather than per-row parameters, and ``executemany`` runs in chunks.
-(A second SQLite library in the process, such as ADBC's, must never open the same file: two copies of SQLite
-release each other's POSIX locks — https://sqlite.org/howtocorrupt.html §2.2.1.) PostgreSQL gets Arrow tables
-through ADBC's binary ``COPY`` and is read back as Arrow the same way.
+Writes go through the import's own SQLAlchemy connection, so they commit or roll back with its validation reads,
+its updates and its audit rows. SQLite: the Python ``sqlite3`` driver's ``executemany``, rows built column by
+column (C-level ``tolist``), audit values as SQL literals rather than per-row parameters. (A second SQLite library
+in the process, such as ADBC's, must never open the same file: two copies of SQLite release each other's POSIX
+locks — https://sqlite.org/howtocorrupt.html §2.2.1.) PostgreSQL: ``COPY ... FROM STDIN`` through psycopg, the
+rows rendered as CSV by Arrow's C++ writer. Reading a whole store from PostgreSQL uses ADBC's Arrow results.
 
-When an import at least doubles a large table, that table's index is dropped first and rebuilt once at the end of
-the same transaction (one sort instead of millions of B-tree inserts).
+When an import at least doubles a large table, that table's indexes are dropped first and rebuilt once at the end
+of the same transaction (one sort instead of millions of B-tree inserts); a crash before the commit rolls the
+drop back with everything else.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ def arrow_table(frame: pd.DataFrame, name: str, audit: Audit) -> pa.Table:
     """The SQL table's columns (all but ``row_id``) as Arrow arrays typed for PostgreSQL's binary COPY. ``frame``
     holds the typed schema columns and ``record_hash`` (signed 64-bit)."""
     n = len(frame)
-    arrays: dict[str, pa.Array] = {"record_hash": pa.array(frame["record_hash"].to_numpy(dtype=np.int64))}
+    arrays: dict[str, pa.Array] = {"record_hash": pa.array(frame["record_hash"].to_numpy(dtype=np.int64)),
+                                   "key_hash": pa.array(frame["key_hash"].to_numpy(dtype=np.int64))}
     for col in TABLES[name].columns:
         values = _column(frame, col.name)
         if col.kind == "date":
@@ -81,7 +84,8 @@ def _objects(values: pd.Series) -> np.ndarray:
 def driver_columns(frame: pd.DataFrame, name: str) -> dict[str, list[Any]]:
     """The record columns as Python lists for a DB-API driver, stored as SQLAlchemy stores them on SQLite (dates
     as ISO text, yes/no as 1/0, missing as None). Dates are formatted once per distinct value."""
-    out: dict[str, list[Any]] = {"record_hash": frame["record_hash"].to_numpy(dtype=np.int64).tolist()}
+    out: dict[str, list[Any]] = {"record_hash": frame["record_hash"].to_numpy(dtype=np.int64).tolist(),
+                                 "key_hash": frame["key_hash"].to_numpy(dtype=np.int64).tolist()}
     for col in TABLES[name].columns:
         values = _column(frame, col.name)
         if col.kind == "date":
@@ -122,49 +126,69 @@ def read_tables(engine: Engine, queries: dict[str, sa.Select[Any]]) -> dict[str,
         conn.close()
 
 
-def _rebuilt_indexes(name: str, n_new: int, n_stored: int) -> list[sa.Index]:
-    if n_new < REBUILD_MIN_ROWS or n_new < n_stored:
+def python_rows(frame: pd.DataFrame, name: str) -> list[dict[str, Any]]:
+    """Typed rows as dictionaries of Python values for SQLAlchemy (dates as ``date``, numbers as float or int,
+    yes/no as bool, missing as None)."""
+    columns: dict[str, list[Any]] = {}
+    for col in TABLES[name].columns:
+        values = _column(frame, col.name)
+        if col.kind == "date":
+            columns[col.name] = [None if pd.isna(v) else pd.Timestamp(v).date() for v in values]
+        elif col.kind in ("number", "integer"):
+            num = pd.to_numeric(values).astype("float64")
+            columns[col.name] = _objects(num.astype("Int64") if col.kind == "integer" else num).tolist()
+        elif col.kind == "bool":
+            columns[col.name] = _objects(values.astype("boolean")).tolist()
+        else:
+            columns[col.name] = _objects(values).tolist()
+    return [dict(zip(columns, row, strict=True)) for row in zip(*columns.values(), strict=True)]
+
+
+def _rebuilt_indexes(name: str, n_new: int, n_stored: int | None) -> list[sa.Index]:
+    if n_stored is None or n_new < REBUILD_MIN_ROWS or n_new < n_stored:
         return []
-    from allotrack.records.store import METADATA
+    from allotrack.records.tables import METADATA
 
     return sorted(METADATA.tables[name].indexes, key=lambda ix: str(ix.name))
 
 
-def write_tables(engine: Engine, frames: dict[str, pd.DataFrame], audit: Audit, stored: dict[str, int]) -> None:
-    """Insert every frame (typed schema columns + ``record_hash``) in one transaction; ``stored`` counts the rows
-    already in each table (to decide whether rebuilding its index pays)."""
-    frames = {name: frame for name, frame in frames.items() if len(frame)}
-    dialect = engine.dialect
-    ddl = {name: _rebuilt_indexes(name, len(frame), stored.get(name, 0)) for name, frame in frames.items()}
+def write_tables(conn: sa.Connection, frames: dict[str, pd.DataFrame], audit: Audit, stored: dict[str, int]) -> None:
+    """Insert every frame (typed schema columns, ``record_hash`` and ``key_hash``) in the caller's transaction;
+    ``stored`` counts the rows already in each large table written (to decide whether rebuilding its indexes
+    pays)."""
+    dialect = conn.dialect
+    for name, frame in frames.items():
+        if not len(frame):
+            continue
+        rebuilt = _rebuilt_indexes(name, len(frame), stored.get(name))
+        for ix in rebuilt:
+            conn.exec_driver_sql(str(sa.schema.DropIndex(ix).compile(dialect=dialect)))
+        if dialect.name == "postgresql":
+            _copy(conn, name, arrow_table(frame, name, audit))
+        else:
+            _executemany(conn, name, driver_columns(frame, name), audit)
+        for ix in rebuilt:
+            conn.exec_driver_sql(str(sa.schema.CreateIndex(ix).compile(dialect=dialect)))
 
-    def drop(execute: Any, name: str) -> None:
-        for ix in ddl[name]:
-            execute(str(sa.schema.DropIndex(ix).compile(dialect=dialect)))
 
-    def create(execute: Any, name: str) -> None:
-        for ix in ddl[name]:
-            execute(str(sa.schema.CreateIndex(ix).compile(dialect=dialect)))
+def _copy(conn: sa.Connection, name: str, table: pa.Table) -> None:
+    """PostgreSQL ``COPY ... FROM STDIN (FORMAT csv)`` on the transaction's own psycopg connection: Arrow writes
+    the CSV (missing values as unquoted empty fields, which COPY reads as NULL; text always quoted)."""
+    import io
 
-    if dialect.name == "postgresql":
-        conn = _adbc_postgresql(engine.url)
-        try:
-            with conn.cursor() as cur:
-                for name, frame in frames.items():
-                    drop(cur.execute, name)
-                    cur.adbc_ingest(name, arrow_table(frame, name, audit), mode="append")
-                    create(cur.execute, name)
-            conn.commit()
-        except BaseException:
-            conn.rollback()
-            raise
-        finally:
-            conn.close()
-        return
-    with engine.begin() as sa_conn:
-        for name, frame in frames.items():
-            drop(sa_conn.exec_driver_sql, name)
-            _executemany(sa_conn, name, driver_columns(frame, name), audit)
-            create(sa_conn.exec_driver_sql, name)
+    import pyarrow.csv as pa_csv
+
+    quote = conn.dialect.identifier_preparer.quote
+    columns = ", ".join(quote(c) for c in table.column_names)
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    buffer = io.BytesIO()
+    for batch in table.to_batches(max_chunksize=500_000):
+        buffer.seek(0)
+        buffer.truncate()
+        pa_csv.write_csv(pa.Table.from_batches([batch]), buffer, pa_csv.WriteOptions(include_header=False))
+        with driver.cursor() as cur, cur.copy(f"COPY {quote(name)} ({columns}) FROM STDIN (FORMAT csv)") as copy:
+            copy.write(buffer.getbuffer())
 
 
 def _executemany(conn: sa.Connection, name: str, columns: dict[str, list[Any]], audit: Audit) -> None:

@@ -21,10 +21,19 @@ def row_hashes(frame: pd.DataFrame, table: str) -> pd.Series:
     return pd.Series(hex_digits(hash_values(frame, table)), index=frame.index)
 
 
-def hash_values(frame: pd.DataFrame, table: str) -> np.ndarray:
-    """The content hashes of :func:`row_hashes` as unsigned 64-bit integers."""
-    parts = {c.name: _as_text_categorical(frame, c) for c in TABLES[table].columns}
+def hash_values(frame: pd.DataFrame, table: str, columns: tuple[str, ...] | None = None) -> np.ndarray:
+    """The content hashes of :func:`row_hashes` as unsigned 64-bit integers (over ``columns`` when given, in the
+    table's column order)."""
+    spec = TABLES[table]
+    chosen = [c for c in spec.columns if columns is None or c.name in columns]
+    parts = {c.name: _as_text_categorical(frame, c) for c in chosen}
     return pd.util.hash_pandas_object(pd.DataFrame(parts, index=frame.index), index=False).to_numpy(dtype=np.uint64)
+
+
+def key_values(frame: pd.DataFrame, table: str) -> np.ndarray:
+    """Hash of each row's natural key (:attr:`allotrack.records.schema.Table.natural_key`), the same definition as
+    the content hash restricted to the key columns; the store keeps it as ``key_hash`` under a unique index."""
+    return hash_values(frame, table, TABLES[table].natural_key)
 
 
 def hex_digits(hashes: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import pandas as pd
@@ -26,13 +27,28 @@ class Column:
 
 @dataclass(frozen=True)
 class Table:
+    """A record table. ``key`` is its identifier column (None for event tables); ``natural_key`` the columns that
+    identify one record (SDTM's natural key): a second row with the same natural key is a correction of the first,
+    never a second record. The store enforces it with a unique index on the current (not deleted) rows; a
+    natural key without ``patient_id`` (donor, course and infusion ids) is unique across patients."""
+
     name: str
     key: str | None
     columns: tuple[Column, ...]
     doc: str = ""
+    natural_key: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.natural_key:
+            object.__setattr__(self, "natural_key", (self.key,) if self.key else ("patient_id",))
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
+
+    @property
+    def global_key(self) -> bool:
+        """True when the natural key is an identifier unique across patients (donor, course, infusion ids)."""
+        return "patient_id" not in self.natural_key
 
 
 def _pid() -> Column:
@@ -85,32 +101,35 @@ TABLES: Mapping[str, Table] = {
             Column("analyte", "choice", True, ("ANC", "PLT", "WBC", "HB", "BILI")),
             Column("value", "number", True, low=0), Column("unit", "text", True),
             Column("transfused", "bool"),
-        ), "Laboratory values (ANC and platelets in 10^9/L)."),
+        ), "Laboratory values (ANC and platelets in 10^9/L); one value per analyte and day.",
+          ("patient_id", "date", "analyte")),
         Table("chimerism", None, (
             _pid(), Column("date", "date", True), Column("donor_percent", "number", True, low=0, high=100),
             Column("assay", "choice", True, ("STR", "qPCR", "XY-FISH", "NGS", "other")),
             Column("lineage", "text"), Column("lod_percent", "number", low=0, high=100),
             Column("below_lod", "bool"),
-        )),
+        ), "Donor chimerism per assay, lineage and day.", ("patient_id", "date", "assay", "lineage")),
         Table("gvhd", None, (
             _pid(), Column("date", "date", True), Column("kind", "choice", True, ("acute", "chronic")),
             Column("grade", "integer", low=0, high=4),
             Column("severity", "choice", choices=("mild", "moderate", "severe")),
             Column("systemic_therapy", "bool"),
-        ), "GVHD assessments (acute: MAGIC grade 0-4; chronic: NIH severity)."),
-        Table("crs", None, (_pid(), Column("date", "date", True), Column("grade", "integer", True, low=0, high=5))),
+        ), "GVHD assessments (acute: MAGIC grade 0-4; chronic: NIH severity).",
+          ("patient_id", "date", "kind")),
+        Table("crs", None, (_pid(), Column("date", "date", True), Column("grade", "integer", True, low=0, high=5)),
+              "CRS grade (ASTCT) per day.", ("patient_id", "date")),
         Table("responses", None, (
             _pid(), Column("date", "date", True), Column("category", "choice", True, RESPONSES),
             Column("mrd_negative", "bool"),
-        )),
+        ), "Disease response assessments.", ("patient_id", "date")),
         Table("adverse_events", None, (
             _pid(), Column("start_date", "date", True), Column("term", "text", True), Column("soc", "text", True),
             Column("grade", "integer", low=1, high=5),
-        )),
+        ), "Adverse events (CTCAE term, system organ class, worst grade).", ("patient_id", "start_date", "term")),
         Table("relapses", None, (
             _pid(), Column("date", "date", True),
             Column("kind", "choice", choices=("hematologic", "molecular", "extramedullary", "progression")),
-        ), "Relapse or progression events."),
+        ), "Relapse or progression events.", ("patient_id", "date")),
         Table("deaths", "patient_id", (
             _pid(), Column("date", "date", True), Column("cause", "text"),
         ), "At most one row per patient."),
@@ -123,16 +142,32 @@ TABLES: Mapping[str, Table] = {
 
 @dataclass(frozen=True)
 class Records:
-    """A study's records: one DataFrame per table (missing tables are empty)."""
+    """A study's records: one DataFrame per table (missing tables are empty).
+
+    Records read from files also carry, per table, where each row came from (``origins``: a frame aligned with the
+    table's rows, with columns ``file`` and ``line``, the header being line 1) so that problems name the file and
+    line, and the date format the mapping file names for a column (``date_formats[table][column]``, a
+    ``strftime`` pattern applied to the whole column; ISO 8601 ``YYYY-MM-DD`` otherwise), and the importer's
+    warnings."""
 
     tables: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+    origins: Mapping[str, pd.DataFrame] = field(default_factory=dict)
+    date_formats: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # what the importer noticed (empty sheets, header-only files)
+
+    def origin(self, table: str, row: int) -> tuple[str | None, int | None]:
+        """(file, line) of a table's row (0-based position), or (None, None) for rows not read from a file."""
+        frame = self.origins.get(table)
+        if frame is None or row >= len(frame):
+            return None, None
+        return str(frame["file"].iloc[row]), int(frame["line"].iloc[row])
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         if name not in TABLES:
             raise KeyError(f"unknown table {name!r}")
         frame = self.tables.get(name)
         if frame is None:
-            return pd.DataFrame({c.name: pd.Series(dtype=_dtype(c)) for c in TABLES[name].columns})
+            return _empty(name).copy()
         return frame
 
     @classmethod
@@ -141,6 +176,11 @@ class Records:
         if unknown:
             raise KeyError(f"unknown table(s) {sorted(unknown)}")
         return cls({k: v if isinstance(v, pd.DataFrame) else pd.DataFrame(v) for k, v in frames.items()})
+
+
+@cache
+def _empty(name: str) -> pd.DataFrame:
+    return pd.DataFrame({c.name: pd.Series(dtype=_dtype(c)) for c in TABLES[name].columns})
 
 
 def _dtype(column: Column) -> str:

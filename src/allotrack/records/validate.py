@@ -1,16 +1,18 @@
-"""Validation of a study's records: every problem is reported at once (table, row, column, value, rule) and
-nothing is accepted unless everything is valid. Identifier values are never echoed (rows are 0-based
-positions in the table), so reports can be logged.
+"""Validation of a study's records: every problem is reported at once (table, file line or row, column, value,
+rule) and nothing is accepted unless everything is valid. Identifier values are never echoed, so reports can be
+logged; a problem with a record read from a file names the file and line (header = line 1), one given as a data
+frame its row (1 = the first row), and one with a stored record that record's table and natural key.
 
 Rules: unknown columns; required values; types (dates, numbers, integers, yes/no, allowed values) and ranges;
-duplicate keys; references to unknown patients, donors or courses; dates in the future; and chronology —
-death before diagnosis, a course, infusion or assessment after death, a course ending before it starts,
-relapse before the first remission, last contact before the latest dated record.
+dates are ISO 8601 (``YYYY-MM-DD``) unless the mapping file names the column's format — nothing is guessed;
+duplicate natural keys; references to unknown patients, or to donors and courses of another patient; dates in the
+future; and chronology — death before diagnosis, a course, infusion or assessment after death, a course ending
+before it starts, relapse before the first remission, last contact before the latest dated record.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -25,14 +27,39 @@ MAX_LISTED = 200
 
 @dataclass(frozen=True)
 class Problem:
+    """One broken rule. ``row`` is the 0-based position among the table's rows being checked; ``file`` and
+    ``line`` say where that row was read (header = line 1); ``stored`` describes a stored record (by its natural
+    key) when the problem is with one."""
+
     table: str
     row: int | None
     column: str | None
     value: Any
     rule: str
+    file: str | None = None
+    line: int | None = None
+    stored: str | None = None
+
+    def where(self) -> str:
+        if self.stored is not None:
+            return f"{self.table}, stored record {self.stored}"
+        if self.file is not None:
+            return f"{self.table} ({self.file}" + (f" line {self.line})" if self.line is not None else ")")
+        return self.table + (f", row {self.row + 1}" if self.row is not None else "")
+
+    def located(self, records: Records) -> Problem:
+        """The same problem with the file and line its row was read from (when it came from a file)."""
+        if self.row is None or self.stored is not None or self.file is not None:
+            file = self.file
+            if file is None and self.row is None and records.origins.get(self.table) is not None:
+                files = records.origins[self.table]["file"]
+                file = ", ".join(dict.fromkeys(str(f) for f in files)) if len(files) else None
+            return replace(self, file=file)
+        file, line = records.origin(self.table, self.row)
+        return replace(self, file=file, line=line)
 
     def __str__(self) -> str:
-        where = self.table + (f", row {self.row}" if self.row is not None else "")
+        where = self.where()
         where += f", column '{self.column}'" if self.column else ""
         value = self.value.item() if hasattr(self.value, "item") else self.value  # numpy scalar -> Python
         shown = "" if value is None else f" (value {value!r})"
@@ -86,7 +113,8 @@ class _Cells:
         return pd.Series(taken, index=index, dtype=dtype)
 
 
-def _check_column(table: str, col: Column, raw: pd.Series, problems: list[Problem]) -> pd.Series:
+def _check_column(table: str, col: Column, raw: pd.Series, problems: list[Problem],
+                  date_format: str | None = None) -> pd.Series:
     """Type one column, appending a problem for every row that breaks a rule (rows are positions in ``raw``)."""
     cells = _Cells.of(raw)
     u = cells.values
@@ -111,8 +139,11 @@ def _check_column(table: str, col: Column, raw: pd.Series, problems: list[Proble
     if col.kind == "date":
         if kind == "M":  # typed already (stored records): nothing to parse
             return cells.spread(u.dt.normalize(), raw.index)
-        parsed = _parse_dates(u.where(present))
-        flag(present & parsed.isna().to_numpy(), "not a date (use YYYY-MM-DD)", u)
+        parsed = _parse_dates(u.where(present), date_format)
+        expected = (f"not a date in the format {date_format} (the mapping file's date_format for this column)"
+                    if date_format else "not a date in the format YYYY-MM-DD (ISO 8601); another format must be "
+                    "named in the mapping file (date_format), it is never guessed")  # fmt: skip
+        flag(present & parsed.isna().to_numpy(), expected, u)
         return cells.spread(parsed.dt.normalize(), raw.index)
     if col.kind in ("number", "integer"):
         num = pd.to_numeric(u.where(present), errors="coerce")
@@ -136,13 +167,18 @@ def _check_column(table: str, col: Column, raw: pd.Series, problems: list[Proble
     return cells.spread(out.to_numpy(dtype=object), raw.index)
 
 
-def _parse_dates(values: pd.Series) -> pd.Series:
-    """ISO dates (YYYY-MM-DD, with or without a time) by the fast parser; anything else value by value."""
-    iso = pd.to_datetime(values, errors="coerce", format="ISO8601")
-    retry = values.notna() & iso.isna()
-    if retry.any():
-        iso[retry] = pd.to_datetime(values[retry], errors="coerce", format="mixed")
-    return iso
+ISO_DATE = r"\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?"  # a time part (Excel cells) is dropped
+
+
+def _parse_dates(values: pd.Series, date_format: str | None = None) -> pd.Series:
+    """Dates in one format for the whole column: ISO 8601 ``YYYY-MM-DD`` (optionally with a time, as spreadsheet
+    date cells arrive) or the ``strftime`` pattern the mapping names, matched exactly. Anything else is NaT: no
+    value is guessed (``03/04/2001`` is not read as either 3 April or 4 March; ``2001`` is not 1 January)."""
+    text = values.astype("string[pyarrow]").str.strip()
+    if date_format is None:
+        iso = text.str.fullmatch(ISO_DATE).fillna(False).astype(bool)
+        return pd.to_datetime(text.where(iso).astype(object), errors="coerce", format="ISO8601")
+    return pd.to_datetime(text.astype(object), errors="coerce", format=date_format, exact=True)
 
 
 def type_tables(records: Records) -> tuple[dict[str, pd.DataFrame], list[Problem]]:
@@ -152,9 +188,13 @@ def type_tables(records: Records) -> tuple[dict[str, pd.DataFrame], list[Problem
     clean: dict[str, pd.DataFrame] = {}
     for name, spec in TABLES.items():
         frame = records[name].reset_index(drop=True)
+        formats = records.date_formats.get(name, {})
         known = {c.name for c in spec.columns}
         for extra in sorted(set(frame.columns) - known):
             problems.append(Problem(name, None, str(extra), None, "unknown column (map or drop it)"))
+        if not len(frame):
+            clean[name] = Records()[name]  # typed and empty
+            continue
         typed = {}
         for col in spec.columns:
             raw = frame[col.name] if col.name in frame.columns else pd.Series([None] * len(frame), dtype="object")
@@ -162,21 +202,30 @@ def type_tables(records: Records) -> tuple[dict[str, pd.DataFrame], list[Problem
                 problems.append(Problem(name, None, col.name, None, "required column is missing"))
                 typed[col.name] = raw
                 continue
-            typed[col.name] = _check_column(name, col, raw, problems)
+            typed[col.name] = _check_column(name, col, raw, problems, formats.get(col.name))
         clean[name] = pd.DataFrame(typed, index=frame.index)
     return clean, problems
 
 
-def check_tables(clean: dict[str, pd.DataFrame], today: date | None = None) -> list[Problem]:
-    """Rules across rows and tables on typed tables: duplicate keys, future dates, references, chronology."""
+def key_label(table: str) -> str:
+    """The natural key of a table in words, e.g. ``(patient_id, date, analyte)``."""
+    key = TABLES[table].natural_key
+    return key[0] if len(key) == 1 else "(" + ", ".join(key) + ")"
+
+
+def check_tables(clean: dict[str, pd.DataFrame], today: date | None = None, keys: bool = True) -> list[Problem]:
+    """Rules across rows and tables on typed tables: duplicate natural keys (unless ``keys`` is False: an import
+    classifies them itself against the stored rows), future dates, references, chronology."""
     today = today or date.today()
     problems: list[Problem] = []
     for name, spec in TABLES.items():
         out = clean[name]
-        if spec.key and len(out):
-            dup = out[spec.key].notna() & out[spec.key].duplicated(keep="first")
+        if keys and len(out):
+            columns = list(spec.natural_key)
+            dup = out[columns[0]].notna() & out.duplicated(columns, keep="first")
             for r in _rows(dup):
-                problems.append(Problem(name, r, spec.key, None, "duplicate key (already used in an earlier row)"))
+                problems.append(Problem(name, r, spec.key, None,
+                                        f"duplicate key: an earlier row has the same {key_label(name)}"))  # fmt: skip
         for col in spec.columns:
             if col.kind == "date" and len(out):
                 future = out[col.name].notna() & (out[col.name] > pd.Timestamp(today))
@@ -191,10 +240,15 @@ def check_tables(clean: dict[str, pd.DataFrame], today: date | None = None) -> l
                 values = clean[name][col.name]
                 if col.references == "patients.patient_id":
                     unknown = values.notna().to_numpy() & (patients.positions(name) < 0)
-                else:
-                    unknown = (values.notna() & ~values.isin(set(clean[ref_table][ref_col].dropna()))).to_numpy()
+                    rule = "refers to an unknown patient"
+                else:  # a donor or course of the same patient
+                    ref = clean[ref_table]
+                    known = pd.MultiIndex.from_arrays([ref["patient_id"], ref[ref_col]]).dropna()
+                    pairs = pd.MultiIndex.from_arrays([clean[name]["patient_id"], values])
+                    unknown = values.notna().to_numpy() & ~pairs.isin(known)
+                    rule = f"refers to an unknown {ref_table[:-1]} (or one of another patient)"
                 for r in np.flatnonzero(unknown).tolist():
-                    problems.append(Problem(name, r, col.name, None, f"refers to an unknown {ref_table[:-1]}"))
+                    problems.append(Problem(name, r, col.name, None, rule))
     problems.extend(_chronology(clean, patients))
     return problems
 
@@ -205,7 +259,7 @@ def validate_records(records: Records, today: date | None = None) -> Records:
     clean, problems = type_tables(records)
     problems.extend(check_tables(clean, today))
     if problems:
-        raise ValidationError(problems)
+        raise ValidationError([p.located(records) for p in problems])
     return Records(clean)
 
 

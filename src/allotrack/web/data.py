@@ -13,10 +13,10 @@ import pandas as pd
 import sqlalchemy as sa
 
 from allotrack.errors import AllotrackError
-from allotrack.records.hashing import hash_values
+from allotrack.records.hashing import hash_values, key_values
 from allotrack.records.schema import TABLES, Records
 from allotrack.records.store import METADATA, load_records
-from allotrack.records.validate import Problem, ValidationError, validate_records
+from allotrack.records.validate import Problem, ValidationError, key_label, validate_records
 from allotrack.web.audit import is_locked, record_change
 from allotrack.web.auth import User
 
@@ -84,17 +84,22 @@ def add_record(engine: sa.Engine, user: User, table: str, values: dict[str, Any]
                                for p in mine]) from None  # fmt: skip
     new = typed[table].iloc[[len(frames[table]) - 1]].reset_index(drop=True)
     record_hash = int(hash_values(new, table).view(np.int64)[0])
+    key_hash = int(key_values(new, table).view(np.int64)[0])
     t = METADATA.tables[table]
     payload: dict[str, Any] = {str(c): (None if pd.isna(v) else (v.date() if isinstance(v, pd.Timestamp) else v))
                                for c, v in new.iloc[0].items()}  # fmt: skip
     with engine.begin() as conn:
         if is_locked(conn) and not reason:
             raise Forbidden("the study data are locked: give a reason for this change")
-        duplicate = conn.execute(sa.select(t.c.row_id).where(t.c.patient_id == patient_id,
-                                                             t.c.record_hash == record_hash)).first()  # fmt: skip
+        duplicate = conn.execute(sa.select(t.c.record_hash).where(t.c.key_hash == key_hash, t.c.deleted.is_(False),
+                                                                  *([t.c.patient_id == patient_id] if not
+                                                                    spec.global_key else []))).first()  # fmt: skip
         if duplicate is not None:
-            raise ValidationError([Problem(table, None, None, None, "this record is already stored")])
-        result = conn.execute(t.insert().values(**payload, record_hash=record_hash, centre_code=user.centre_code
+            rule = ("this record is already stored" if duplicate.record_hash == record_hash else
+                    f"a record with this {key_label(table)} is already stored; change or delete that one")  # fmt: skip
+            raise ValidationError([Problem(table, None, None, None, rule)])
+        result = conn.execute(t.insert().values(**payload, record_hash=record_hash, key_hash=key_hash,
+                                                centre_code=user.centre_code
                                                 or _patient_centre(conn, patient_id), created_by=user.username,
                                                 created_at=datetime.now(UTC), deleted=False))  # fmt: skip
         row_id = int(result.inserted_primary_key[0])  # type: ignore[index]

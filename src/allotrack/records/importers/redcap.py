@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from allotrack.errors import InputError
+from allotrack.records.importers.files import SourceTable, read_source
 from allotrack.records.importers.tabular import ImportMapping, load_mapping
 from allotrack.records.schema import TABLES, Records
 
@@ -34,8 +35,9 @@ def read_redcap(
 ) -> Records:
     """Read a REDCap raw export and its data dictionary into record tables."""
     m = mapping if isinstance(mapping, ImportMapping) else load_mapping(mapping)
-    data = pd.read_csv(records_csv, dtype=str, keep_default_na=False, na_values=[""])
-    dd = pd.read_csv(dictionary_csv, dtype=str, keep_default_na=False, na_values=[""])
+    records_source = _one_table(Path(records_csv), m.encoding)
+    data, lines = records_source.frame, records_source.lines
+    dd = _one_table(Path(dictionary_csv), m.encoding).frame
     field_col = next((c for c in dd.columns if c.lower().startswith("variable") or c.lower() == "field_name"), None)
     form_col = next((c for c in dd.columns if c.lower().startswith("form")), None)
     type_col = next((c for c in dd.columns if c.lower().startswith("field type") or c.lower() == "field_type"), None)
@@ -53,6 +55,7 @@ def read_redcap(
             data[name] = data[name].map(lambda v, codes=codes: codes.get(v, v) if isinstance(v, str) else v)
     repeat = data["redcap_repeat_instrument"] if "redcap_repeat_instrument" in data.columns else None
     frames: dict[str, pd.DataFrame] = {}
+    origins: dict[str, pd.DataFrame] = {}
     for form, fields in dd.groupby(form_col, sort=False)[field_col]:
         table = m.tables.get(str(form), str(form))
         cols = [f for f in fields if f in data.columns and f != id_field]
@@ -68,5 +71,16 @@ def read_redcap(
         for column, codes in m.recode.get(table, {}).items():
             if column in frame.columns:
                 frame[column] = frame[column].map(lambda v, codes=codes: codes.get(v, v))
+        origin = pd.DataFrame({"file": pd.Categorical([records_source.label] * len(frame)),
+                               "line": lines[frame.index.to_numpy()]})  # fmt: skip
         frames[table] = pd.concat([frames[table], frame], ignore_index=True) if table in frames else frame
-    return Records(frames)
+        origins[table] = pd.concat([origins[table], origin], ignore_index=True) if table in origins else origin
+    frames = {t: f.reset_index(drop=True) for t, f in frames.items()}
+    return Records(frames, origins, {t: f for t in TABLES if (f := m.date_format_of(t))})
+
+
+def _one_table(path: Path, encoding: str | None) -> SourceTable:
+    if path.suffix.lower() != ".csv":
+        raise InputError(f"{path.name}: REDCap exports are read as CSV files", table="redcap")
+    tables, _ = read_source(path, encoding)
+    return tables[0]

@@ -1,0 +1,155 @@
+"""Reading one source file into text tables, strictly: every cell stays text (validation types it), each row keeps
+the line it was read from, and a file that cannot be read is refused with its name and the place of the fault.
+
+- CSV files are decoded as UTF-8 (a byte-order mark is allowed) unless an ``encoding`` is named. An undecodable
+  byte is reported with the file, line and byte offset; a file with NUL bytes is not a text file.
+- Line numbers are the file's own: the header is line 1, so the first data row is line 2; blank lines keep their
+  numbers and a quoted cell spanning several lines moves the next row's line on accordingly.
+- Excel workbooks give one table per sheet; a row's line is its spreadsheet row number.
+- SPSS / Stata / SAS files (pyreadstat) give one table; a row's "line" is its case number + 1 (as if a header
+  row came first), so the numbering matches the same data saved as CSV.
+- An empty file is refused; a header without rows, or an empty sheet, is a warning (a template of a table with no
+  records yet).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from allotrack.errors import InputError
+
+DEFAULT_ENCODING = "utf-8-sig"
+
+
+@dataclass(frozen=True)
+class SourceTable:
+    """One table read from a file: text cells, each row's line in the file, and where it came from."""
+
+    name: str  # file stem or sheet name (what the mapping's [tables] section maps)
+    label: str  # how problems name the source: "labs.csv" or "study.xlsx, sheet labs"
+    frame: pd.DataFrame
+    lines: np.ndarray
+
+
+def read_source(path: Path, encoding: str | None = None) -> tuple[list[SourceTable], list[str]]:
+    """The tables in one file and the warnings about it (empty sheets, header-only files)."""
+    if not path.exists():
+        raise InputError(f"no such file: {path}")
+    if path.is_dir():
+        raise InputError(f"{path} is a folder, not a file")
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".txt", ".tsv"):
+        return _read_csv(path, encoding or DEFAULT_ENCODING, sep="\t" if suffix == ".tsv" else ",")
+    if suffix in (".xlsx", ".xlsm"):
+        return _read_excel(path)
+    if suffix in (".sav", ".dta", ".sas7bdat", ".xpt"):
+        return _read_statistical(path, suffix)
+    raise InputError(f"cannot read {path.name}: use .csv, .tsv, .xlsx, .sav, .dta, .sas7bdat or .xpt")
+
+
+def decode(path: Path, encoding: str) -> str:
+    """The file's text; an undecodable byte is refused with its line and offset."""
+    data = path.read_bytes()
+    if b"\x00" in data[:65536]:
+        raise InputError(f"{path.name} is not a text file (it holds NUL bytes); save the table as CSV (UTF-8)")
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = data.count(b"\n", 0, err.start) + 1
+        shown = "utf-8 (a byte-order mark is allowed)" if encoding == DEFAULT_ENCODING else encoding
+        raise InputError(
+            f"{path.name} line {line}: byte 0x{data[err.start]:02x} at offset {err.start} is not valid {shown}; "
+            "save the file as UTF-8 or name its encoding in the mapping file (encoding = \"latin-1\")"
+        ) from None
+    except LookupError:
+        raise InputError(f"unknown encoding {encoding!r} named for {path.name}") from None
+
+
+def _read_csv(path: Path, encoding: str, sep: str) -> tuple[list[SourceTable], list[str]]:
+    text = decode(path, encoding)
+    if not text.strip():
+        raise InputError(f"{path.name} is empty: a table file needs a header line with its column names")
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
+                            skip_blank_lines=False)  # fmt: skip
+    except (pd.errors.ParserError, ValueError) as err:
+        raise InputError(f"{path.name} is not a readable CSV table: {err}") from None
+    blank_header = [str(c) for c in frame.columns if str(c).startswith("Unnamed: ")]
+    if blank_header:
+        raise InputError(f"{path.name} line 1: {len(blank_header)} column(s) have no name in the header")
+    if _spans_lines(frame):
+        starts = _record_start_lines(text, sep)
+        lines = np.asarray(starts[1 : len(frame) + 1], dtype=np.int64)
+    else:
+        lines = np.arange(2, len(frame) + 2, dtype=np.int64)
+    keep = frame.notna().any(axis=1).to_numpy()  # blank lines are skipped, their numbers kept
+    frame, lines = frame[keep].reset_index(drop=True), lines[keep]
+    warnings = [f"{path.name} has a header but no rows"] if not len(frame) else []
+    return [SourceTable(path.stem, path.name, frame, lines)], warnings
+
+
+def _spans_lines(frame: pd.DataFrame) -> bool:
+    for col in frame.columns:
+        values = frame[col].dropna()
+        if len(values) and values.str.contains("[\r\n]", regex=True).any():
+            return True
+    return False
+
+
+def _record_start_lines(text: str, sep: str) -> list[int]:
+    """The line each CSV record starts on (1-based), quoted line breaks taken into account."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+    starts, previous = [], 0
+    for _ in reader:
+        starts.append(previous + 1)
+        previous = reader.line_num
+    return starts
+
+
+def _read_excel(path: Path) -> tuple[list[SourceTable], list[str]]:
+    try:
+        sheets = pd.read_excel(path, sheet_name=None, dtype=str, header=None)
+    except Exception as err:  # openpyxl raises many kinds (BadZipFile, KeyError, ValueError) for a broken workbook
+        raise InputError(f"{path.name} is not a readable Excel workbook ({type(err).__name__})") from None
+    tables, warnings = [], []
+    for sheet, raw in sheets.items():
+        label = f"{path.name}, sheet {sheet}"
+        raw = raw.dropna(how="all")
+        if raw.empty:
+            warnings.append(f"{label} is empty")
+            continue
+        header_row = raw.index[0]
+        names = raw.loc[header_row]
+        if names.isna().any():
+            raise InputError(f"{label} row {header_row + 1}: {int(names.isna().sum())} column(s) have no name")
+        body = raw.loc[raw.index > header_row]
+        frame = pd.DataFrame(body.to_numpy(dtype=object), columns=[str(n).strip() for n in names])
+        frame = frame.where(frame.notna(), None)
+        lines = body.index.to_numpy(dtype=np.int64) + 1  # spreadsheet rows count from 1
+        if not len(frame):
+            warnings.append(f"{label} has a header but no rows")
+        tables.append(SourceTable(str(sheet), label, frame, lines))
+    return tables, warnings
+
+
+def _read_statistical(path: Path, suffix: str) -> tuple[list[SourceTable], list[str]]:
+    try:
+        import pyreadstat
+    except ImportError as err:
+        raise InputError("reading SPSS/Stata/SAS files needs pyreadstat: pip install pyreadstat") from err
+    reader = {".sav": pyreadstat.read_sav, ".dta": pyreadstat.read_dta, ".sas7bdat": pyreadstat.read_sas7bdat,
+              ".xpt": pyreadstat.read_xport}[suffix]  # fmt: skip
+    try:
+        frame, _ = reader(str(path))
+    except Exception as err:  # pyreadstat.ReadstatError and friends
+        raise InputError(f"{path.name} is not a readable {suffix[1:]} file ({type(err).__name__})") from None
+    frame = frame.astype("string").astype(object)
+    frame = frame.where(frame.notna(), None)
+    warnings = [f"{path.name} has no cases"] if not len(frame) else []
+    return [SourceTable(path.stem, path.name, frame, np.arange(2, len(frame) + 2, dtype=np.int64))], warnings
