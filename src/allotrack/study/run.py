@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from allotrack.records.dates import DAYS_PER_UNIT
+from allotrack.records.safe_csv import write_csv
 from allotrack.records.schema import Records
 from allotrack.records.validate import validate_records
 from allotrack.report.document import Document, Section, TableBlock
@@ -140,7 +141,7 @@ def write_report(result: StudyResult, out_dir: str | Path, formats: tuple[str, .
 
         written["docx"] = write_docx(result.document, out / "report.docx")
     written["dataset"] = out / "dataset.csv"
-    result.dataset.to_csv(written["dataset"], index=False)
+    write_csv(result.dataset, written["dataset"])
     for section in result.document.sections:
         for fig in section.figures:
             plt.close(fig.figure)
