@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
+from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 
+from allotrack.errors import AllotrackError, InputError
 from allotrack.records.dates import DAYS_PER_MONTH
 from allotrack.records.schema import Records
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import URL
+
+    from allotrack.records.importing import FieldChange, ImportReport
+    from allotrack.records.store import Store
+    from allotrack.study.plan import PlanError
 
 app = typer.Typer(help="allotrack: clinical-outcome studies of allogeneic cell therapies.", no_args_is_help=True)
 console = Console()
@@ -19,6 +33,133 @@ console = Console()
 @app.callback()
 def main() -> None:
     """allotrack command line."""
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _fail(message: str, prefix: str | None = "Error:", code: int = 1) -> NoReturn:
+    """Print one message (never wrapped, never read as Rich markup) and leave with exit ``code``."""
+    text = f"[red]{escape(prefix)}[/red] {escape(message)}" if prefix else f"[red]{escape(message)}[/red]"
+    console.print(text, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _db_reason(err: Exception) -> str:
+    """The driver's own first line (e.g. "no such table: patients"), never the SQL statement or its parameters,
+    which may hold patient identifiers."""
+    text = str(err.orig if isinstance(err, DBAPIError) else err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _database_errors() -> tuple[type[Exception], ...]:
+    """A database that cannot be used mid-command: through SQLAlchemy, or through ADBC (PostgreSQL reads).
+    Called only when an exception reaches the ``except`` clause, so ADBC is imported only then."""
+    try:
+        import adbc_driver_manager as adbc
+    except ImportError:
+        return OperationalError, ProgrammingError
+    return OperationalError, ProgrammingError, adbc.OperationalError, adbc.ProgrammingError
+
+
+def _os_reason(err: OSError) -> str:
+    reason = err.strerror or str(err) or type(err).__name__
+    return f"{err.filename}: {reason}" if err.filename is not None else reason
+
+
+def _one_line_errors(prefix: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Turn the expected failures of a command (allotrack's own errors, files that cannot be read or written, a
+    database that cannot be used) into one red line and exit code 1 instead of a traceback."""
+
+    def decorate(command: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(command)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return command(*args, **kwargs)
+            except AllotrackError as err:
+                _fail(str(err), prefix)
+            except UnicodeDecodeError as err:
+                _fail(f"a file is not UTF-8 text (invalid byte at offset {err.start})", prefix)
+            except OSError as err:
+                _fail(_os_reason(err), prefix)
+            except _database_errors() as err:
+                _fail(f"the record store cannot be used: {_db_reason(err)}", prefix)
+
+        return wrapper
+
+    return decorate
+
+
+def _sqlite_file(url: URL) -> Path | None:
+    """The file an SQLite URL names; None for an in-memory database."""
+    name = url.database or ""
+    if str(url.query.get("uri", "")).lower() in ("true", "1") and name.startswith("file:"):
+        if "mode=memory" in name or url.query.get("mode") == "memory":
+            return None
+        name = name.removeprefix("file:").split("?", 1)[0]
+    return None if name in ("", ":memory:") else Path(name)
+
+
+def _open_store(db: str | None, *, must_exist: bool = True) -> Store:
+    """The record store at ``db`` (or ALLOTRACK_DATABASE_URL, or the SQLite default).
+
+    ``must_exist``: refuse, with one line, a store that was never initialised (``allotrack db init``) — and create
+    nothing: an SQLite file is looked for before any connection (connecting would create it). Otherwise create or
+    upgrade the store. An unreachable server or an unusable URL is one line too (the password hidden)."""
+    import sqlalchemy as sa
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DatabaseError
+
+    from allotrack.records.store import Store, database_url
+
+    url = database_url(db)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        shown = repr(url) if "@" not in url else "(not shown: an unparsable URL's password cannot be hidden)"
+        _fail(f"not a database URL: {shown}; for example sqlite:///allotrack.db or "
+              "postgresql+psycopg://user@host/dbname")  # fmt: skip
+    safe = parsed.render_as_string(hide_password=True)
+    missing = f"No record store at {safe}: run 'allotrack db init{f' --db {safe}' if db else ''}' first."
+    if must_exist and parsed.get_backend_name() == "sqlite":
+        path = _sqlite_file(parsed)
+        if path is not None and not path.is_file():
+            _fail(missing, prefix=None)
+    try:
+        if must_exist:  # a plain engine (no SQLite pragmas): looking changes nothing
+            probe = sa.create_engine(parsed)
+            try:
+                with probe.connect() as conn:
+                    initialised = sa.inspect(conn).has_table("alembic_version")
+            finally:
+                probe.dispose()
+            if not initialised:
+                _fail(missing, prefix=None)
+        store = Store(url)
+        if not must_exist:
+            store.init()
+    except ArgumentError as err:  # e.g. an unknown dialect
+        _fail(f"cannot use the database URL {safe}: {err}")
+    except ImportError as err:  # the URL's driver is not installed (postgresql:// means psycopg2)
+        _fail(f"cannot use the database URL {safe}: its driver is not installed ({err}); "
+              "for PostgreSQL use postgresql+psycopg://")  # fmt: skip
+    except DatabaseError as err:
+        _fail(f"cannot open the record store at {safe}: {_db_reason(err)}")
+    return store
+
+
+def _endpoint_names(text: str) -> list[str]:
+    """The comma-separated endpoint names, each known to the registry."""
+    from allotrack.endpoints.definitions import ENDPOINTS
+
+    names = [e.strip() for e in text.split(",") if e.strip()]
+    unknown = [n for n in names if n not in ENDPOINTS]
+    if unknown:
+        raise InputError(f"unknown endpoint(s) {', '.join(unknown)}; known endpoints: {', '.join(ENDPOINTS)}")
+    if not names:
+        raise InputError(f"no endpoint given; known endpoints: {', '.join(ENDPOINTS)}")
+    return names
 
 
 def _frame_table(title: str, frame: pd.DataFrame, digits: int = 4) -> Table:
@@ -37,6 +178,7 @@ def _frame_table(title: str, frame: pd.DataFrame, digits: int = 4) -> Table:
 
 
 @app.command()
+@_one_line_errors("Example failed:")
 def example(
     out: Path = typer.Option(Path("allotrack-output"), help="Folder for the Kaplan–Meier figure."),
 ) -> None:
@@ -89,12 +231,10 @@ DB_OPTION = typer.Option(None, "--db", help="Database URL (default: ALLOTRACK_DA
 
 
 @db_app.command("init")
+@_one_line_errors("Store not initialised:")
 def db_init(db: str | None = DB_OPTION) -> None:
     """Create or upgrade the record store's tables (Alembic migrations)."""
-    from allotrack.records.store import Store
-
-    store = Store(db)
-    store.init()
+    store = _open_store(db, must_exist=False)
     console.print(f"Record store ready at [bold]{_safe_url(store.url)}[/bold]")
 
 
@@ -105,34 +245,97 @@ def _safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+def _cell(value: object) -> str:
+    """A stored or incoming value as the changes table shows it."""
+    if value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value):
+        return "(missing)"
+    if isinstance(value, pd.Timestamp) and value == value.normalize():
+        return value.date().isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    return str(value)
+
+
+def _changes_table(changes: Sequence[FieldChange]) -> Table:
+    table = Table(title="Corrections of stored records", title_justify="left")
+    for name in ("table", "record", "field", "old → new"):
+        table.add_column(name)
+    for c in changes:
+        table.add_row(escape(c.table), escape(c.record), escape(c.column),
+                      f"{escape(_cell(c.old))} → {escape(_cell(c.new))}")  # fmt: skip
+    return table
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {t}" for t, n in counts.items() if n)
+
+
 @app.command("import")
+@_one_line_errors("Import refused:")
 def import_files(
     files: list[Path] = typer.Argument(..., help="CSV files named after their table, or an Excel workbook"),
     mapping: Path | None = typer.Option(None, help="TOML mapping file (tables, column renames, recodes)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing"),
+    update: bool = typer.Option(False, "--update", help="Allow corrections: rows whose key is stored with other "
+                                "values replace the stored values (the changes are shown and confirmed first)"),
+    reason: str | None = typer.Option(None, "--reason", help="Why stored records are corrected (required when "
+                                      "--update changes anything, and by a locked study; kept in the audit trail)"),
+    drop_duplicates: bool = typer.Option(False, "--drop-duplicates", help="Import rows that are exact duplicates "
+                                         "within the files once, with a warning, instead of refusing them"),
+    yes: bool = typer.Option(False, "--yes", help="Apply corrections (--update) without asking"),
     user: str = typer.Option("import", help="Recorded as the creator of the new rows"),
     centre: str | None = typer.Option(None, help="Centre code stored with the new rows"),
     db: str | None = DB_OPTION,
 ) -> None:
     """Validate files against the stored records and import them (all or nothing)."""
-    from allotrack.errors import AllotrackError
     from allotrack.records.importers import read_tables
-    from allotrack.records.store import Store
 
-    try:
-        records = read_tables(files, mapping)
-        store = Store(db)
-        store.init()
-        report = store.import_records(records, user=user, centre=centre, dry_run=dry_run)
-    except AllotrackError as err:
-        console.print(f"[red]Import refused[/red]: {err}")
-        raise typer.Exit(code=1) from err
-    verb = "would add" if dry_run else "added"
-    added = ", ".join(f"{n} {t}" for t, n in report.added.items()) or "nothing new"
-    console.print(f"Valid. {verb.capitalize()}: {added}.")
+    records = read_tables(files, mapping)
+    store = _open_store(db)  # an existing store only: a mistyped --db must not start a new, empty registry
+    if store.needs_upgrade():  # upgrades change stored data (0005 retires duplicate keys): only on request
+        _fail(f"the record store's schema (revision {store.revision()}) is older than this allotrack; upgrade it "
+              f"first with 'allotrack db init{' --db ' + _safe_url(store.url) if db else ''}'", "Import refused:")
+    shown: set[str] = set()
+
+    def warn(report: ImportReport) -> None:
+        for warning in report.warnings:
+            if warning not in shown:
+                shown.add(warning)
+                console.print(f"[yellow]Warning:[/yellow] {escape(warning)}", soft_wrap=True)
+
+    if not update:
+        report = store.import_records(records, user=user, centre=centre, dry_run=dry_run, reason=reason,
+                                      drop_duplicates=drop_duplicates)  # fmt: skip
+        warn(report)
+    else:  # corrections: see them first, then confirm them
+        report = store.import_records(records, user=user, centre=centre, dry_run=True, update=True,
+                                      reason=reason, drop_duplicates=drop_duplicates)  # fmt: skip
+        warn(report)
+        if report.changes:
+            console.print(_changes_table(report.changes))
+            n_records = len({(c.table, c.record) for c in report.changes})
+            if not (reason and reason.strip()):
+                if not dry_run:
+                    _fail("--reason is required to correct stored records (it is kept in the audit trail); "
+                          "nothing was imported", "Import refused:")  # fmt: skip
+                console.print("[yellow]Note:[/yellow] the import itself needs --reason for these corrections")
+            elif not dry_run and not yes and not typer.confirm(
+                f"Apply {len(report.changes)} change(s) to {n_records} record(s)?", default=False
+            ):
+                _fail("the corrections were not confirmed; nothing was imported", "Import cancelled:")
+        if not dry_run:
+            report = store.import_records(records, user=user, centre=centre, dry_run=False, update=True,
+                                          reason=reason.strip() if reason else None,
+                                          drop_duplicates=drop_duplicates)  # fmt: skip
+            warn(report)
+    line = f"Valid. {'Would add' if dry_run else 'Added'}: {_counts(report.added) or 'nothing new'}."
+    if _counts(report.updated):
+        line += f" {'Would update' if dry_run else 'Updated'}: {_counts(report.updated)}."
+    console.print(line, soft_wrap=True)
 
 
 @app.command()
+@_one_line_errors("Derivation refused:")
 def derive(
     out: Path = typer.Option(Path("dataset.csv"), help="Analysis dataset (.csv or .parquet)"),
     endpoints: str = typer.Option("os,lfs,cir,nrm,grfs,efs", help="Comma-separated endpoint names"),
@@ -141,22 +344,17 @@ def derive(
 ) -> None:
     """Derive one row per patient with <endpoint>_time (days) and <endpoint>_status from the stored records."""
     from allotrack.endpoints import derive_endpoints
-    from allotrack.errors import AllotrackError
-    from allotrack.records.store import Store
+    from allotrack.records.safe_csv import write_csv
 
-    try:
-        # stored records were validated when they were imported
-        names = [e.strip() for e in endpoints.split(",") if e.strip()]
-        derived = derive_endpoints(Store(db).load(), endpoints=names, validate=False)
-    except (AllotrackError, KeyError) as err:
-        console.print(f"[red]Derivation refused[/red]: {err}")
-        raise typer.Exit(code=1) from err
+    names = _endpoint_names(endpoints)
+    # stored records were validated when they were imported
+    derived = derive_endpoints(_open_store(db).load(), endpoints=names, validate=False)
     if out.suffix == ".parquet":
         derived.data.to_parquet(out, index=False)
     else:
-        derived.data.to_csv(out, index=False)
+        write_csv(derived.data, out)
     if explain is not None:
-        derived.explanation.to_csv(explain, index=False)
+        write_csv(derived.explanation, explain)
     console.print(f"{len(derived.data)} patients, {len(derived.endpoints)} endpoints written to [bold]{out}[/bold]")
 
 
@@ -165,6 +363,7 @@ app.add_typer(export_app, name="export")
 
 
 @export_app.command("adtte")
+@_one_line_errors("Export refused:")
 def export_adtte(
     out: Path = typer.Option(Path("adtte.csv"), help="ADTTE file (.csv or .parquet)"),
     endpoints: str = typer.Option("os,lfs,cir,nrm,grfs,efs", help="Comma-separated endpoint names"),
@@ -173,15 +372,16 @@ def export_adtte(
     """CDISC ADaM ADTTE: one row per patient and endpoint (CNSR 0 event, 1 censored, 2 competing event)."""
     from allotrack.endpoints import derive_endpoints
     from allotrack.endpoints.adtte import adtte
-    from allotrack.records.store import Store
+    from allotrack.records.safe_csv import write_csv
 
-    names = [e.strip() for e in endpoints.split(",") if e.strip()]
-    rows = adtte(derive_endpoints(Store(db).load(), endpoints=names, validate=False))
-    rows.to_parquet(out, index=False) if out.suffix == ".parquet" else rows.to_csv(out, index=False)
+    names = _endpoint_names(endpoints)
+    rows = adtte(derive_endpoints(_open_store(db).load(), endpoints=names, validate=False))
+    rows.to_parquet(out, index=False) if out.suffix == ".parquet" else write_csv(rows, out)
     console.print(f"{len(rows)} ADTTE rows written to [bold]{out}[/bold]")
 
 
 @export_app.command("deidentified")
+@_one_line_errors("Export refused:")
 def export_deidentified(
     out_dir: Path = typer.Option(Path("deidentified"), help="Folder for one CSV per table"),
     secret_file: Path = typer.Option(..., help="File holding the date-shift secret (≥ 16 characters)"),
@@ -190,13 +390,19 @@ def export_deidentified(
 ) -> None:
     """De-identified copy of the records: study codes, per-patient date shifts, ages over 89 as 90+."""
     from allotrack.records.deidentify import deidentify
-    from allotrack.records.store import Store
+    from allotrack.records.safe_csv import write_csv
 
-    result = deidentify(Store(db).load(), secret=secret_file.read_text().strip())
+    try:
+        secret = secret_file.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        _fail(f"cannot read the secret file {secret_file}: {err.strerror or type(err).__name__}", "Export refused:")
+    except UnicodeDecodeError:
+        _fail(f"the secret file {secret_file} is not UTF-8 text", "Export refused:")
+    result = deidentify(_open_store(db).load(), secret=secret)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, frame in result.records.tables.items():
-        frame.to_csv(out_dir / f"{name}.csv", index=False)
-    result.key.to_csv(key_out, index=False)
+        write_csv(frame, out_dir / f"{name}.csv")
+    write_csv(result.key, key_out)
     console.print(f"De-identified tables in [bold]{out_dir}[/bold]; key table (private) in {key_out}")
 
 
@@ -211,8 +417,10 @@ def _run_and_write(plan_path: Path, out: Path, formats: str, records: Records | 
     from allotrack.study.run import run_study, write_report
 
     plan = load_plan(plan_path)
+    if records is None and plan.data.source not in (None, "demo"):  # a database URL: an initialised store
+        records = _open_store(plan.data.source).load()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
-                  transient=True) as progress:  # fmt: skip
+                  transient=True, disable=not console.is_terminal) as progress:  # fmt: skip
         task = progress.add_task("starting", total=None)
         result = run_study(plan, records=records, base_dir=plan_path.parent, validated=records is not None,
                            progress=lambda msg: progress.update(task, description=msg))  # fmt: skip
@@ -226,24 +434,40 @@ def _print_written(written: dict[str, Path]) -> None:
         console.print(f"{kind:>8}: {path.resolve()}")
 
 
+def _require_plan_file(plan: Path) -> None:
+    if not plan.exists():
+        _fail(f"No such plan file: {plan}", prefix=None, code=2)
+
+
+def _plan_refused(plan: Path, exc: PlanError) -> NoReturn:
+    """Exit 2 with the plan's problems: one line when there is one, else every problem on its own line."""
+    if len(exc.problems) != 1:
+        _fail(str(exc), prefix=None, code=2)
+    line, key, msg = exc.problems[0]
+    where = f"{plan}:{line}" if line is not None else str(plan)
+    _fail(f"{where}: {msg}" if key == "(file)" else f"{where}: {key}: {msg}", "Invalid study plan:", code=2)
+
+
 @app.command()
+@_one_line_errors("Run failed:")
 def run(
-    plan: Path = typer.Argument(..., exists=True, dir_okay=False, help="The study plan (TOML)."),
+    plan: Path = typer.Argument(..., help="The study plan (TOML)."),
     out: Path = typer.Option(Path("report"), "--out", help="Directory for the report and the dataset."),
     formats: str = FORMAT_OPTION,
 ) -> None:
     """Run a study plan and write its report (HTML, DOCX) and analysis dataset."""
     from allotrack.study.plan import PlanError
 
+    _require_plan_file(plan)
     try:
         written = _run_and_write(plan, out, formats)
     except PlanError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        _plan_refused(plan, exc)
     _print_written(written)
 
 
 @app.command()
+@_one_line_errors("Demo failed:")
 def demo(
     out: Path = typer.Option(Path("allotrack-demo"), "--out", help="Directory for the store, report and dataset."),
     formats: str = FORMAT_OPTION,
@@ -264,19 +488,21 @@ app.add_typer(plan_app, name="plan")
 
 
 @plan_app.command("check")
-def plan_check(plan: Path = typer.Argument(..., exists=True, dir_okay=False)) -> None:
+@_one_line_errors("Plan check failed:")
+def plan_check(plan: Path = typer.Argument(..., help="The study plan (TOML).")) -> None:
     """Validate a study plan; print every problem with its line and key."""
     from allotrack.study.plan import PlanError, load_plan
 
+    _require_plan_file(plan)
     try:
         p = load_plan(plan)
     except PlanError as exc:
-        console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(2) from None
+        _plan_refused(plan, exc)
     console.print(f"[green]{plan}: valid[/green] — {len(p.analyses)} analyses on {', '.join(p.endpoints.use)}")
 
 
 @app.command()
+@_one_line_errors("Cannot serve:")
 def serve(
     db: str | None = DB_OPTION,
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
@@ -290,8 +516,9 @@ def serve(
 
     from allotrack.records.store import database_url
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     url = database_url(db)
+    _open_store(db).engine.dispose()  # an initialised, reachable store (serving creates none)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     console.print(f"allotrack web on http://{host}:{port} — store {_safe_url(url)}")
     if workers > 1:  # each worker imports allotrack.web.server, which reads the URL from the environment
         import os
@@ -309,6 +536,7 @@ app.add_typer(user_app, name="user")
 
 
 @user_app.command("add")
+@_one_line_errors("Account not created:")
 def user_add(
     username: str = typer.Argument(...),
     role: str = typer.Option("administrator", help="administrator, data_manager, analyst or viewer."),
@@ -318,12 +546,9 @@ def user_add(
     password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
 ) -> None:
     """Create a web account (the first one: an administrator)."""
-    from allotrack.errors import InputError
-    from allotrack.records.store import Store
     from allotrack.web.auth import add_user
 
-    store = Store(db)
-    store.init()
+    store = _open_store(db, must_exist=False)
     try:
         user = add_user(store.engine, username, password, role, centre)
     except InputError as exc:

@@ -182,8 +182,15 @@ class PlanError(AllotrackError, ValueError):
 
 
 def load_plan(path: str | Path) -> StudyPlan:
-    """Read and validate a plan file; raise :class:`PlanError` with every problem and its line."""
-    text = Path(path).read_text(encoding="utf-8")
+    """Read and validate a plan file; raise :class:`PlanError` with every problem and its line (and with one
+    problem when the file cannot be read: missing, a directory, unreadable, not UTF-8 text)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise PlanError(str(path), [(None, "(file)", f"not UTF-8 text (invalid byte at offset {exc.start})")]) from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise PlanError(str(path), [(None, "(file)", f"cannot read the file: {reason}")]) from None
     return parse_plan(text, str(path))
 
 
