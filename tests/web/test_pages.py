@@ -60,12 +60,40 @@ def test_import_page_reports_problems_then_commits(web):
     res = dm2.post("/import", data={"csrf_token": token}, files=[("files", ("patients.csv", good, "text/csv"))])
     assert res.status_code == 200 and "Ready to import" in res.text
     pending = res.text.split('action="/import/')[1].split("/commit")[0]
-    assert "q1" not in dm2.get("/patients").text  # nothing written before the commit
+    assert "/patients/q1" not in dm2.get("/patients").text  # nothing written before the commit (ids as links: a
+    # bare "q1" can occur inside the page's random CSRF token)
     assert dm2.post(f"/import/{pending}/commit", data={"csrf_token": token}).status_code == 303
     listing = dm2.get("/patients").text
-    assert "q1" in listing and "q2" in listing
+    assert "/patients/q1" in listing and "/patients/q2" in listing
     assert "No patients." in login(web, "dm1").get("/patients?q=q1").text  # another centre
     assert dm2.post(f"/import/{pending}/commit", data={"csrf_token": token}).status_code == 403  # used up
+
+
+def test_import_page_shows_corrections_and_needs_a_reason(web):
+    """A corrected follow-up date through the web import: the preview shows stored → new, the commit without a
+    reason is refused (the upload stays pending), with a reason it is applied and audited per field."""
+    import sqlalchemy as sa
+
+    from allotrack.records.store import AUDIT_LOG
+
+    dm2 = login(web, "dm2")
+    token = page_csrf(dm2)
+    corrected = io.BytesIO(b"patient_id,last_contact_date\np3,2021-06-30\n")
+    res = dm2.post("/import", data={"csrf_token": token}, files=[("files", ("follow_up.csv", corrected, "text/csv"))])
+    assert res.status_code == 200 and "Corrections of stored records (1 field(s))" in res.text
+    assert "<td>last_contact_date</td><td>2021-02-04</td><td>2021-06-30</td>" in res.text
+    pending = res.text.split('action="/import/')[1].split("/commit")[0]
+    refused = dm2.post(f"/import/{pending}/commit", data={"csrf_token": token, "reason": "   "})
+    assert refused.status_code == 422 and "corrections of stored records need a reason" in refused.text
+    done = dm2.post(f"/import/{pending}/commit", data={"csrf_token": token, "reason": "date checked in the chart"})
+    assert done.status_code == 303
+    fu = web.state.store.load()["follow_up"].set_index("patient_id")["last_contact_date"]
+    assert str(fu["p3"].date()) == "2021-06-30"
+    with web.state.store.engine.connect() as conn:
+        audit = conn.execute(sa.select(AUDIT_LOG.c.username, AUDIT_LOG.c.old_values, AUDIT_LOG.c.new_values,
+                                       AUDIT_LOG.c.reason).where(AUDIT_LOG.c.action == "update")).all()  # fmt: skip
+    assert ("dm2", '{"last_contact_date": "2021-02-04"}', '{"last_contact_date": "2021-06-30"}',
+            "date checked in the chart") in audit
 
 
 def test_study_list_upload_with_line_errors_run_and_download(web):

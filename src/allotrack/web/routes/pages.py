@@ -14,6 +14,8 @@ from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from allotrack.errors import AllotrackError
 from allotrack.records.importers import read_tables
+from allotrack.records.safe_csv import csv_text
+from allotrack.records.store import ImportConflict
 from allotrack.records.validate import ValidationError
 from allotrack.study.plan import PlanError
 from allotrack.web.alerts import all_alerts
@@ -142,7 +144,7 @@ def audit_page(request: Request, patient_id: str, user: UserDep) -> Response:
     patient_records(engine, user, patient_id)
     rows = patient_audit(engine, patient_id)
     if request.query_params.get("format") == "csv":
-        return Response(rows.to_csv(index=False), media_type="text/csv",
+        return Response(csv_text(rows), media_type="text/csv",
                         headers={"Content-Disposition": "attachment; filename=audit.csv"})  # fmt: skip
     return html(request, "audit.html", user=user, pid=patient_id, rows=rows.astype(object).where(rows.notna(), "")
                 .to_dict("records"))  # fmt: skip
@@ -176,9 +178,9 @@ async def import_check(request: Request, user: UserDep, files: Annotated[list[Up
         target = folder / name
         target.write_bytes(await f.read())
         paths.append(target)
-    try:
+    try:  # the preview shows corrections of stored records (old → new) before anything is written
         report = request.app.state.store.import_records(read_tables(paths), user=user.username,
-                                                        centre=user.centre_code, dry_run=True)  # fmt: skip
+                                                        centre=user.centre_code, dry_run=True, update=True)  # fmt: skip
     except ValidationError as err:
         shutil.rmtree(folder, ignore_errors=True)
         return html(request, "import.html", status=422, user=user, report=None, token=None,
@@ -191,25 +193,33 @@ async def import_check(request: Request, user: UserDep, files: Annotated[list[Up
 
 
 @router.post("/import/{token}/{decision}")
-def import_decide(request: Request, token: str, decision: str, user: UserDep, csrf_token: Csrf = None) -> Response:
+def import_decide(request: Request, token: str, decision: str, user: UserDep, csrf_token: Csrf = None,
+                  reason: Annotated[str | None, Form(max_length=500)] = None) -> Response:  # fmt: skip
+    """Commit (or discard) a checked import. Corrections of stored records and imports into a locked study need a
+    reason; the import writes its own audit rows (per patient, and per corrected field) in its transaction."""
     _check_csrf(request, csrf_token)
     if not user.can_write or request.session.get("pending_import") != token or decision not in ("commit", "discard"):
         raise Forbidden("no such pending import for you")
     folder = request.app.state.uploads / token
-    request.session.pop("pending_import", None)
     try:
         if decision == "commit":
-            from allotrack.web.audit import record_change
-
             paths = sorted(folder.iterdir())
-            report = request.app.state.store.import_records(read_tables(paths), user=user.username,
-                                                            centre=user.centre_code)  # fmt: skip
-            with request.app.state.store.engine.begin() as conn:
-                for table, n in report.added.items():
-                    record_change(conn, user.username, "import", table, None, None, user.centre_code,
-                                  new={"rows_added": n, "files": [p.name for p in paths]})  # fmt: skip
-    finally:
+            try:
+                request.app.state.store.import_records(read_tables(paths), user=user.username, centre=user.centre_code,
+                                                       update=True, reason=reason)  # fmt: skip
+            except ValidationError as err:  # e.g. a correction without a reason: the pending import stays
+                report = request.app.state.store.import_records(read_tables(paths), user=user.username,
+                                                                centre=user.centre_code, dry_run=True, update=True)
+                return html(request, "import.html", status=422, user=user, report=report, token=token,
+                            problems=[str(p) for p in err.problems])  # fmt: skip
+            except ImportConflict as err:
+                return html(request, "import.html", status=409, user=user, report=None, token=None, problems=[str(err)])
+        request.session.pop("pending_import", None)
         shutil.rmtree(folder, ignore_errors=True)
+    except AllotrackError as err:
+        request.session.pop("pending_import", None)
+        shutil.rmtree(folder, ignore_errors=True)
+        return html(request, "import.html", status=422, user=user, report=None, token=None, problems=[str(err)])
     return RedirectResponse("/patients", status_code=303)
 
 
