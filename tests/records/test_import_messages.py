@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
@@ -278,3 +279,18 @@ def test_a_clean_import_of_the_demo_files_raises_no_warning(sqlite_store, tmp_pa
         again = sqlite_store.import_records(read_tables(paths))
     assert first.added["patients"] == 29 and first.warnings == []
     assert again.added == {} and again.already_present["labs"] == first.added["labs"]
+
+
+def test_content_and_key_hashes_computed_together_equal_their_definitions():
+    """One pass over the columns gives bit for bit the content hash and the natural-key hash (every table of the
+    demo study and of the hand-worked history, missing values included)."""
+    from allotrack.records.hashing import content_and_key_values, hash_values, key_values
+    from allotrack.records.validate import type_tables
+    from allotrack.study.demo import demo_records
+
+    for records in (history(), demo_records()):
+        typed, _ = type_tables(records)
+        for name, frame in typed.items():
+            content, key = content_and_key_values(frame, name)
+            np.testing.assert_array_equal(content, hash_values(frame, name))
+            np.testing.assert_array_equal(key, key_values(frame, name))

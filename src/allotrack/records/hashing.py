@@ -30,6 +30,23 @@ def hash_values(frame: pd.DataFrame, table: str, columns: tuple[str, ...] | None
     return pd.util.hash_pandas_object(pd.DataFrame(parts, index=frame.index), index=False).to_numpy(dtype=np.uint64)
 
 
+def content_and_key_values(frame: pd.DataFrame, table: str) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`hash_values` and :func:`key_values` at once, bit for bit: each column is hashed once (pandas hashes a
+    frame as its columns' hashes combined by ``combine_hash_arrays``, which is what is done here for both column
+    sets)."""
+    try:  # pandas' own combiner (internal API: fall back to two separate passes if it ever moves)
+        from pandas.core.util.hashing import combine_hash_arrays  # type: ignore[attr-defined]
+    except ImportError:  # pragma: no cover
+        return hash_values(frame, table), key_values(frame, table)
+    spec = TABLES[table]
+    columns = {c.name: pd.util.hash_pandas_object(pd.Series(_as_text_categorical(frame, c)), index=False)
+               .to_numpy(dtype=np.uint64) for c in spec.columns}  # fmt: skip
+    key_names = [c.name for c in spec.columns if c.name in spec.natural_key]
+    content = combine_hash_arrays(iter(columns.values()), len(columns))
+    key = combine_hash_arrays(iter([columns[n] for n in key_names]), len(key_names))
+    return np.asarray(content, dtype=np.uint64), np.asarray(key, dtype=np.uint64)
+
+
 def key_values(frame: pd.DataFrame, table: str) -> np.ndarray:
     """Hash of each row's natural key (:attr:`allotrack.records.schema.Table.natural_key`), the same definition as
     the content hash restricted to the key columns; the store keeps it as ``key_hash`` under a unique index."""

@@ -39,10 +39,13 @@ from sqlalchemy.engine import Engine
 
 from allotrack.errors import AllotrackError
 from allotrack.records.bulk import Audit, python_rows, write_tables
-from allotrack.records.hashing import hash_values, key_values
+from allotrack.records.dictionary import DataDictionary
+from allotrack.records.dictionary_store import stored_dictionary
+from allotrack.records.hashing import content_and_key_values
 from allotrack.records.schema import TABLES, Records
 from allotrack.records.tables import AUDIT_LOG, METADATA, STUDY_LOCK, typed_frame
 from allotrack.records.validate import Problem, ValidationError, check_tables, key_label, type_tables
+from allotrack.records.validate_items import check_items
 
 IMPORT_LOCK_KEY = 0x616C6C6F74726B  # PostgreSQL advisory lock taken by every import ("allotrk")
 STORE_COLUMNS = ("row_id", "record_hash", "key_hash", "centre_code")
@@ -98,10 +101,15 @@ def write_transaction(engine: Engine) -> Iterator[sa.Connection]:
 
 def import_records(engine: Engine, records: Records, user: str = "import", centre: str | None = None,
                    dry_run: bool = False, update: bool = False, reason: str | None = None,
-                   drop_duplicates: bool = False) -> ImportReport:  # fmt: skip
+                   drop_duplicates: bool = False, dictionary: DataDictionary | None = None,
+                   ) -> ImportReport:  # fmt: skip
     """Validate ``records`` against the stored records they touch and write them in one transaction (with
-    ``dry_run``, only report). See the module documentation for the rules."""
+    ``dry_run``, only report). Observations, interventions, assessments and attributes are checked against the
+    store's data dictionary (or ``dictionary``) and stored in its units. See the module documentation."""
     typed_in, problems = type_tables(records)
+    items = check_items(typed_in, dictionary or stored_dictionary(engine))
+    typed_in = items.tables
+    problems.extend(items.problems)
     incoming = {name: _Incoming.of(name, frame) for name, frame in typed_in.items() if len(frame)}
     reason = reason.strip() if reason else None
     touched = _patient_ids(incoming)
@@ -114,7 +122,7 @@ def import_records(engine: Engine, records: Records, user: str = "import", centr
         combined, where = _combined(incoming, plans, stored, touched)
         for p in check_tables(combined, keys=False):
             problems.append(where.locate(p))
-        warnings = list(records.warnings) + [w for plan in plans.values() for w in plan.warnings]
+        warnings = [*records.warnings, *items.warnings, *(w for plan in plans.values() for w in plan.warnings)]
         changes = [c for plan in plans.values() for c in plan.changes]
         if changes and not reason and not dry_run:
             problems.append(Problem("import", None, None, None, "corrections of stored records need a reason"))
@@ -136,14 +144,19 @@ def import_records(engine: Engine, records: Records, user: str = "import", centr
             conn.rollback()
             return report
         audit = Audit(user, centre, datetime.now(UTC))
-        new_rows = {n: incoming[n].frame[p.new].assign(record_hash=incoming[n].hashes[p.new].view(np.int64),
-                                                        key_hash=incoming[n].keys[p.new].view(np.int64))
-                    for n, p in plans.items() if p.new.any()}  # fmt: skip
+        new_rows = {n: _rows(incoming[n].frame, p.new).assign(
+            record_hash=_rows(incoming[n].hashes, p.new).view(np.int64),
+            key_hash=_rows(incoming[n].keys, p.new).view(np.int64)) for n, p in plans.items() if p.new.any()}
         write_tables(conn, new_rows, audit, _row_counts(conn, new_rows))
         for name, plan in plans.items():
             _apply_updates(conn, name, incoming[name], plan)
         _audit(conn, audit, incoming, plans, reason)
     return report
+
+
+def _rows(values: Any, mask: np.ndarray) -> Any:
+    """``values[mask]``, without a copy when every row is kept (a first import of ten million rows)."""
+    return values if mask.all() else values[mask]
 
 
 @dataclass(frozen=True)
@@ -157,7 +170,8 @@ class _Incoming:
 
     @classmethod
     def of(cls, name: str, frame: pd.DataFrame) -> _Incoming:
-        return cls(name, frame, hash_values(frame, name), key_values(frame, name))
+        content, key = content_and_key_values(frame, name)
+        return cls(name, frame, content, key)
 
 
 @dataclass(frozen=True)
@@ -207,7 +221,10 @@ def _classify(inc: _Incoming, stored: pd.DataFrame, update: bool, drop_duplicate
     spec = TABLES[name]
     label = key_label(name)
     plan = _Plan(new=np.zeros(n, bool), present=np.zeros(n, bool), checked=np.ones(n, bool))
-    exact = pd.Series(inc.hashes).duplicated().to_numpy()
+    any_same_key = pd.Series(inc.keys).duplicated(keep=False).to_numpy()  # an exact copy has the same key too
+    exact = np.zeros(n, bool)
+    if any_same_key.any():
+        exact[any_same_key] = pd.Series(inc.hashes[any_same_key]).duplicated().to_numpy()
     if exact.any():
         first = _first_positions(inc.hashes)
         if drop_duplicates:
@@ -221,7 +238,9 @@ def _classify(inc: _Incoming, stored: pd.DataFrame, update: bool, drop_duplicate
                 plan.problems.append(Problem(name, r, None, None, f"exact copy of {row_name(int(first[r]))} "
                                              "(remove it, or import with --drop-duplicates to import it once)"))
     unique_rows = ~exact
-    same_key = unique_rows & pd.Series(np.where(unique_rows, inc.keys, 0)).duplicated().to_numpy() & unique_rows
+    same_key = np.zeros(n, bool)
+    if any_same_key.any():
+        same_key = unique_rows & pd.Series(np.where(unique_rows, inc.keys, 0)).duplicated().to_numpy()
     if same_key.any():
         first_key = _first_positions(np.where(unique_rows, inc.keys, inc.hashes))
         for r in np.flatnonzero(same_key).tolist():
@@ -306,7 +325,7 @@ def _python(value: Any) -> Any:
 
 def _patient_ids(incoming: dict[str, _Incoming]) -> pd.Index:
     """The distinct patient ids of the incoming rows (as text)."""
-    parts = [pd.unique(inc.frame["patient_id"].dropna().astype(str).to_numpy(dtype=object))
+    parts = [pd.unique(inc.frame["patient_id"].dropna().to_numpy(dtype=object)).astype(str).astype(object)
              for inc in incoming.values()]  # fmt: skip
     return pd.Index(np.concatenate(parts) if parts else np.zeros(0, dtype=object), dtype=object).unique()
 
@@ -386,7 +405,11 @@ def _combined(incoming: dict[str, _Incoming], plans: dict[str, _Plan], stored: d
         if name in incoming:
             rows = np.flatnonzero(plans[name].checked)
             where.incoming[name] = rows
-            fresh = incoming[name].frame.iloc[rows]
+            frame = incoming[name].frame
+            fresh = frame if len(rows) == len(frame) else frame.iloc[rows]
+            if not len(kept) and list(fresh.columns) == names:
+                combined[name] = fresh.reset_index(drop=True)
+                continue
             parts = [p for p in (kept[names], fresh[names]) if len(p)]
             combined[name] = pd.concat(parts, ignore_index=True) if len(parts) > 1 else (
                 parts[0].reset_index(drop=True) if parts else fresh[names].reset_index(drop=True))  # fmt: skip
@@ -436,7 +459,8 @@ def _audit(conn: sa.Connection, audit: Audit, incoming: dict[str, _Incoming], pl
             continue
         frame = incoming[name].frame[plan.new]
         fields = json.dumps([c.name for c in TABLES[name].columns if frame[c.name].notna().any()])
-        counts = frame["patient_id"].astype(str).value_counts(sort=False)
+        counts = frame["patient_id"].value_counts(sort=False)
+        counts.index = counts.index.astype(str)
         entries[name] = f'"{name}": {{"fields": {fields}, "rows": ' + counts.astype(str) + "}"
     if entries:  # one JSON object per patient, assembled column-wise (ten thousands of patients per import)
         table = pd.DataFrame(entries).fillna("")
