@@ -358,6 +358,91 @@ def derive(
     console.print(f"{len(derived.data)} patients, {len(derived.endpoints)} endpoints written to [bold]{out}[/bold]")
 
 
+@app.command()
+@_one_line_errors("Template:")
+def template(
+    out: Path = typer.Option(Path("allotrack-template"), "--out", help="Folder for the table templates."),
+) -> None:
+    """Write an empty CSV per record table (its columns in order) and, in example/, the bundled demo study's
+    records as filled examples of the same files."""
+    from allotrack.records.safe_csv import write_csv
+    from allotrack.records.schema import TABLES
+    from allotrack.study.demo import demo_records
+
+    (out / "example").mkdir(parents=True, exist_ok=True)
+    demo = demo_records()
+    for name, spec in TABLES.items():
+        columns = [c.name for c in spec.columns]
+        write_csv(pd.DataFrame(columns=columns), out / f"{name}.csv")
+        example = demo[name]
+        if len(example):
+            write_csv(example.reindex(columns=columns), out / "example" / f"{name}.csv")
+    console.print(f"{len(TABLES)} empty table files in [bold]{out}[/bold]; the demo study's records in "
+                  f"{out / 'example'}")
+
+
+dictionary_app = typer.Typer(help="The store's data dictionary: the items observations, interventions, assessments "
+                              "and attributes are validated against (TOML, or REDCap's data dictionary CSV).")
+app.add_typer(dictionary_app, name="dictionary")
+
+
+@dictionary_app.command("show")
+@_one_line_errors("Dictionary:")
+def dictionary_show(
+    kind: str | None = typer.Option(None, help="Only items of this kind: observation, intervention, assessment, "
+                                    "attribute, design."),
+    db: str | None = DB_OPTION,
+) -> None:
+    """List the dictionary in force: code, label, type, kind, unit, allowed range and choices."""
+    store = _open_store(db)
+    dictionary = store.dictionary()
+    items = dictionary.of_kind(kind) if kind else tuple(dictionary)
+    table = Table(title=f"{dictionary.name or 'data dictionary'} {dictionary.version}".strip(), title_justify="left")
+    for column in ("code", "label", "type", "kind", "unit", "range", "choices"):
+        table.add_column(column, no_wrap=column in ("code", "type", "unit"), overflow="fold")
+    for item in items:
+        bounds = "" if item.low is None and item.high is None else f"{_bound(item.low)}–{_bound(item.high)}"
+        choices = ", ".join(f"{c.code}={c.label}" for c in item.choices)
+        table.add_row(item.code, item.label, item.type, item.kind, item.unit or "", bounds, choices)
+    console.print(table)
+    console.print(f"{len(items)} item(s)")
+
+
+def _bound(value: object) -> str:
+    return "" if value is None else f"{value:g}" if isinstance(value, float | int) else str(value)
+
+
+@dictionary_app.command("import")
+@_one_line_errors("Dictionary refused:")
+def dictionary_import(
+    path: Path = typer.Argument(..., help="A dictionary as TOML, or REDCap's data dictionary CSV."),
+    reason: str | None = typer.Option(None, help="Why the dictionary changes (kept in the audit trail)."),
+    user: str = typer.Option("import", help="Recorded as who saved this version."),
+    db: str | None = DB_OPTION,
+) -> None:
+    """Save a new version of the store's dictionary (items in use by stored records must stay)."""
+    from allotrack.records.dictionary import DataDictionary
+
+    store = _open_store(db)
+    dictionary = DataDictionary.load(path)
+    before = set(store.dictionary().codes)
+    store.save_dictionary(dictionary, user=user, reason=reason)
+    added = sorted(set(dictionary.codes) - before)
+    console.print(f"Dictionary saved: {len(dictionary)} items" + (f"; new: {', '.join(added)}" if added else "") + ".",
+                  soft_wrap=True)  # fmt: skip
+
+
+@dictionary_app.command("export")
+@_one_line_errors("Dictionary:")
+def dictionary_export(
+    path: Path = typer.Argument(..., help="Where to write it: .toml, or .csv for REDCap's data dictionary."),
+    db: str | None = DB_OPTION,
+) -> None:
+    """Write the dictionary in force as TOML or as REDCap's data dictionary CSV."""
+    _open_store(db).dictionary().save(path)
+    console.print(f"Dictionary written to [bold]{path}[/bold]")
+
+
 export_app = typer.Typer(help="Exports: CDISC ADaM ADTTE, de-identified copies.")
 app.add_typer(export_app, name="export")
 

@@ -16,7 +16,7 @@ import pandas as pd
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # id, text, date, number, integer, choice, bool
+    kind: str  # id, text, note (long text), date, number, integer, choice, bool
     required: bool = False
     choices: tuple[str, ...] = ()
     low: float | None = None
@@ -63,7 +63,12 @@ REMISSIONS = ("CR", "CRh", "CRi", "sCR")
 # (table, column) of every clinical event date other than diagnosis, death and last contact
 EVENT_DATES = (("courses", "start_date"), ("infusions", "date"), ("labs", "date"), ("chimerism", "date"),
                ("gvhd", "date"), ("crs", "date"), ("responses", "date"), ("relapses", "date"),
-               ("adverse_events", "start_date"))  # fmt: skip
+               ("adverse_events", "start_date"), ("observations", "date"), ("interventions", "start_date"),
+               ("assessments", "date"))  # fmt: skip
+ROUTES = ("iv", "sc", "oral", "intrathecal", "topical", "other")
+# the record kinds whose rows are described by the study's data dictionary (allotrack.records.dictionary), and the
+# column naming the dictionary item of each row
+DICTIONARY_TABLES = {"observations": "item", "interventions": "agent", "assessments": "item", "attributes": "item"}
 
 TABLES: Mapping[str, Table] = {
     t.name: t
@@ -136,6 +141,50 @@ TABLES: Mapping[str, Table] = {
         Table("follow_up", "patient_id", (
             _pid(), Column("last_contact_date", "date", True), Column("last_disease_assessment", "date"),
         ), "Date last known alive (and last disease assessment)."),
+        # Dictionary-driven kinds (CDISC SDTM's findings, interventions and events; REDCap's data dictionary): what a
+        # row measures is an item of the study's dictionary, which gives its type, unit, range and choices.
+        Table("observations", None, (
+            _pid(), Column("item", "text", True), Column("date", "date"), Column("study_day", "integer"),
+            Column("visit", "text"), Column("value", "number"), Column("value_text", "text"), Column("unit", "text"),
+            Column("specimen", "text"), Column("lod", "number", low=0), Column("below_lod", "bool"),
+            Column("above_lod", "bool"), Column("reported", "text"),
+        ), "Findings in long format (labs, cytokines, immune subsets, M-protein, DSA MFI, chimerism %): one value of "
+           "one dictionary item per patient, day or visit and specimen; values are stored in the dictionary's unit "
+           "(``reported`` keeps a converted value as it was reported).",
+           ("patient_id", "item", "date", "visit", "specimen")),
+        Table("interventions", None, (
+            _pid(), Column("agent", "text", True), Column("start_date", "date", True), Column("end_date", "date"),
+            Column("dose", "number", low=0), Column("unit", "text"), Column("per_kg", "bool"),
+            Column("route", "choice", choices=ROUTES), Column("course_id", "id", references="courses.course_id"),
+            Column("dose_level", "text"), Column("visit", "text"),
+        ), "Drugs and cell products given (basiliximab, rituximab, IL-2, steroids, MSC, NK cells by dose level).",
+           ("patient_id", "agent", "start_date")),
+        Table("assessments", None, (
+            _pid(), Column("item", "text", True), Column("date", "date"), Column("study_day", "integer"),
+            Column("visit", "text"), Column("value", "number"), Column("value_text", "text"),
+            Column("rule", "text"), Column("inputs", "note"),
+        ), "Graded assessments and responses (GVHD organ stages and grade with the rule version and the raw inputs "
+           "as JSON, GVHD treatment response at a named day, CRS/ICANS, disease response).",
+           ("patient_id", "item", "date", "visit")),
+        Table("attributes", None, (
+            _pid(), Column("item", "text", True), Column("value", "number"), Column("value_text", "text"),
+            Column("date", "date"),
+        ), "Patient-level dictionary items (cytogenetic risk, ISS inputs, CD20 status, prior transplants).",
+           ("patient_id", "item")),
+        Table("enrolments", None, (
+            _pid(), Column("study", "text", True), Column("enrolment_date", "date"), Column("eligible", "bool"),
+            Column("arm", "text"), Column("randomisation_date", "date"), Column("stratum", "text"),
+            Column("allocation_number", "integer", low=1),
+        ), "Study-design record: enrolment and allocation (arm, stratum, allocation number).", ("patient_id", "study")),
+        Table("populations", None, (
+            _pid(), Column("study", "text", True), Column("population", "text", True),
+            Column("included", "bool", True), Column("reason", "text"),
+        ), "Study-design record: membership of an analysis population (ITT, per-protocol, safety...).",
+           ("patient_id", "study", "population")),
+        Table("matched_sets", None, (
+            _pid(), Column("study", "text", True), Column("set_id", "text", True),
+            Column("role", "choice", True, ("case", "control")), Column("weight", "number", low=0),
+        ), "Study-design record: the matched set a patient belongs to, as case or control.", ("patient_id", "study")),
     )
 }  # fmt: skip
 

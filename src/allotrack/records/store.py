@@ -14,6 +14,7 @@ records of the patients it touches and writes nothing unless all of it is valid.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from allotrack.records.bulk import read_tables
+from allotrack.records.dictionary import DataDictionary
+from allotrack.records.dictionary_store import save_dictionary, stored_dictionary
 from allotrack.records.importing import ImportConflict, ImportReport, import_records
 from allotrack.records.schema import TABLES, Records
 from allotrack.records.tables import (
@@ -49,12 +52,14 @@ def database_url(url: str | None = None) -> str:
     return url or os.environ.get("ALLOTRACK_DATABASE_URL") or DEFAULT_URL
 
 
-def load_records(engine: Engine, centre: str | None = None, patient_id: str | None = None) -> Records:
-    """Current (not deleted) records, optionally only a centre's (its data access group) or one patient's, typed
-    as the schema says. PostgreSQL is read as Arrow through ADBC; other databases through the DB-API cursor's plain
-    tuples (no SQLAlchemy Row per record)."""
+def load_records(engine: Engine, centre: str | None = None, patient_id: str | None = None,
+                 tables: Iterable[str] | None = None) -> Records:  # fmt: skip
+    """Current (not deleted) records, optionally only a centre's (its data access group) or one patient's, and
+    only the ``tables`` named (the others are empty), typed as the schema says. PostgreSQL is read as Arrow through
+    ADBC; other databases through the DB-API cursor's plain tuples (no SQLAlchemy Row per record)."""
+    chosen = {name: TABLES[name] for name in (TABLES if tables is None else tables)}
     queries = {}
-    for name, spec in TABLES.items():
+    for name, spec in chosen.items():
         table = METADATA.tables[name]
         conds: list[sa.ColumnElement[bool]] = [table.c.deleted.is_(False)]
         if centre is not None:
@@ -65,7 +70,7 @@ def load_records(engine: Engine, centre: str | None = None, patient_id: str | No
     arrow = read_tables(engine, queries)
     out = {}
     with engine.connect() as conn:
-        for name, spec in TABLES.items():
+        for name, spec in chosen.items():
             names = [c.name for c in spec.columns]
             if arrow is not None:
                 columns = [arrow[name].column(c).to_numpy(zero_copy_only=False) for c in names]
@@ -145,10 +150,19 @@ class Store:
         cfg.set_main_option("sqlalchemy.url", self.url.replace("%", "%%"))
         return cfg
 
-    def load(self, centre: str | None = None, patient_id: str | None = None) -> Records:
+    def load(self, centre: str | None = None, patient_id: str | None = None,
+             tables: Iterable[str] | None = None) -> Records:  # fmt: skip
         """Current (not deleted) records, typed as the schema says: all of them, or one centre's, or one
-        patient's (see :func:`load_records`)."""
-        return load_records(self.engine, centre=centre, patient_id=patient_id)
+        patient's; all tables or only those named (see :func:`load_records`)."""
+        return load_records(self.engine, centre=centre, patient_id=patient_id, tables=tables)
+
+    def dictionary(self) -> DataDictionary:
+        """The data dictionary in force (the newest saved version, else allotrack's default)."""
+        return stored_dictionary(self.engine)
+
+    def save_dictionary(self, dictionary: DataDictionary, user: str, reason: str | None = None) -> int:
+        """Save a new version of the data dictionary (audited; see :func:`save_dictionary`)."""
+        return save_dictionary(self.engine, dictionary, user, reason)
 
     def import_records(self, records: Records, user: str = "import", centre: str | None = None,
                        dry_run: bool = False, update: bool = False, reason: str | None = None,

@@ -21,7 +21,8 @@ AUDIT_COLUMNS = ("row_id", "record_hash", "key_hash", "centre_code", "created_by
 
 
 def _sa_type(col: Column) -> Any:
-    types: dict[str, Any] = {"date": sa.Date(), "number": sa.Float(), "integer": sa.Integer(), "bool": sa.Boolean()}
+    types: dict[str, Any] = {"date": sa.Date(), "number": sa.Float(), "integer": sa.Integer(), "bool": sa.Boolean(),
+                             "note": sa.Text()}
     return types.get(col.kind, sa.String(200))
 
 
@@ -100,6 +101,16 @@ STUDY_PLANS = sa.Table(
     sa.Column("plan_toml", sa.Text, nullable=False),
     sa.Column("created_by", sa.String(100), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)  # fmt: skip
+DATA_DICTIONARY = sa.Table(
+    "data_dictionary", METADATA,
+    sa.Column("dictionary_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("version", sa.String(50), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.String(500)),
 )  # fmt: skip
 STUDY_LOCK = sa.Table(
     "study_lock", METADATA,

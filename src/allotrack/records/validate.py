@@ -14,13 +14,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from allotrack.errors import AllotrackError
 from allotrack.records.schema import EVENT_DATES, REMISSIONS, TABLES, Column, Records
+
+if TYPE_CHECKING:
+    from allotrack.records.dictionary import DataDictionary
 
 MAX_LISTED = 200
 
@@ -253,10 +256,17 @@ def check_tables(clean: dict[str, pd.DataFrame], today: date | None = None, keys
     return problems
 
 
-def validate_records(records: Records, today: date | None = None) -> Records:
-    """Check every table and rule; return the records with typed columns, or raise :class:`ValidationError`
-    listing every problem."""
+def validate_records(records: Records, today: date | None = None, dictionary: DataDictionary | None = None) -> Records:
+    """Check every table and rule (the dictionary-driven kinds against ``dictionary``, by default allotrack's
+    bundled one, converting their values to its units); return the records with typed columns, or raise
+    :class:`ValidationError` listing every problem."""
+    from allotrack.records.dictionary import default_dictionary
+    from allotrack.records.validate_items import check_items
+
     clean, problems = type_tables(records)
+    items = check_items(clean, dictionary or default_dictionary())
+    clean = items.tables
+    problems.extend(items.problems)
     problems.extend(check_tables(clean, today))
     if problems:
         raise ValidationError([p.located(records) for p in problems])

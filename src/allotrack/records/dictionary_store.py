@@ -1,0 +1,67 @@
+"""The data dictionary a store is validated against: the newest saved version (table ``data_dictionary``, each
+version kept as its TOML text with who saved it, when and why), or allotrack's bundled default while none was
+saved. A new version may add items and change labels, ranges or choices; it may not drop an item, or change its
+kind or type, while stored records use it (that would strand them)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from allotrack.errors import InputError
+from allotrack.records.dictionary import DataDictionary, default_dictionary
+from allotrack.records.schema import DICTIONARY_TABLES
+from allotrack.records.tables import AUDIT_LOG, DATA_DICTIONARY, METADATA
+
+
+def stored_dictionary(bind: Engine | Connection) -> DataDictionary:
+    """The dictionary in force for the store (its newest saved version, else the bundled default)."""
+    query = sa.select(DATA_DICTIONARY.c.content).order_by(DATA_DICTIONARY.c.dictionary_id.desc()).limit(1)
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            row = conn.execute(query).first()
+    else:
+        row = bind.execute(query).first()
+    return default_dictionary() if row is None else DataDictionary.from_toml(row.content, source="stored dictionary")
+
+
+def items_in_use(conn: Connection) -> dict[str, set[str]]:
+    """The item codes stored records use, per dictionary-driven table."""
+    out = {}
+    for table, column in DICTIONARY_TABLES.items():
+        t = METADATA.tables[table]
+        out[table] = {str(c) for c in conn.execute(sa.select(t.c[column]).where(t.c.deleted.is_(False)).distinct())
+                      .scalars()}  # fmt: skip
+    return out
+
+
+def save_dictionary(engine: Engine, dictionary: DataDictionary, user: str, reason: str | None = None) -> int:
+    """Save a new version of the store's dictionary (audited); returns its id. Refused, naming every item, when
+    stored records use an item the new version drops or re-kinds or re-types."""
+    with engine.begin() as conn:
+        current = stored_dictionary(conn)
+        problems = []
+        for table, codes in items_in_use(conn).items():
+            for code in sorted(codes):
+                if code not in dictionary:
+                    problems.append(f"'{code}' is used by stored {table} but missing from the new dictionary")
+                    continue
+                old, new = current.item(code) if code in current else None, dictionary.item(code)
+                if old is not None and (old.kind, old.type) != (new.kind, new.type):
+                    problems.append(f"'{code}' is used by stored {table}: its kind/type cannot change from "
+                                    f"{old.kind}/{old.type} to {new.kind}/{new.type}")  # fmt: skip
+        if problems:
+            raise InputError("the dictionary was not saved: " + "; ".join(problems), table="data dictionary")
+        now = datetime.now(UTC)
+        result = conn.execute(DATA_DICTIONARY.insert().values(
+            name=dictionary.name or "study dictionary", version=dictionary.version or now.strftime("%Y%m%d%H%M%S"),
+            content=dictionary.to_toml(), created_by=user, created_at=now, reason=reason))  # fmt: skip
+        added = sorted(set(dictionary.codes) - set(current.codes))
+        conn.execute(AUDIT_LOG.insert().values(at=now, username=user, action="dictionary", table_name="data_dictionary",
+                                               row_id=None, patient_id=None, centre_code=None, old_values=None,
+                                               new_values=json.dumps({"added": added, "items": len(dictionary)}),
+                                               reason=reason))  # fmt: skip
+        return int(result.inserted_primary_key[0])  # type: ignore[index]

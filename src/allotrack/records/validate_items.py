@@ -1,0 +1,206 @@
+"""Validation of the dictionary-driven record kinds (observations, interventions, assessments, attributes) against
+the study's data dictionary (:mod:`allotrack.records.dictionary`), after their columns have been typed.
+
+Per row, the dictionary item it names (``item``, or ``agent`` for an intervention) decides the rules, as REDCap's
+data dictionary decides a field's validation:
+
+- the item must exist and be of the table's kind (an ``anc`` row among the assessments is refused);
+- a number or integer item needs a number in ``value`` (``dose`` for interventions) — or, for an observation, a
+  below/above-limit-of-detection flag — and is checked against the allowed range (an error) and the plausible
+  range (a warning, with the number of rows);
+- values given in another unit are converted to the dictionary's unit (:func:`allotrack.records.units.convert`,
+  one factor per distinct unit); the value as reported is kept in ``reported``; a missing unit means the
+  dictionary's unit;
+- a choice item needs one of its codes in ``value_text`` (a choice label is accepted and stored as its code); a
+  yes/no item is stored as ``value`` 1 or 0; a text item keeps ``value_text``; a date item needs an ISO date;
+- an observation or assessment needs a date or a visit label.
+
+Identifier values are never echoed; every problem names the table, row, column, value and rule.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from allotrack.errors import InputError
+from allotrack.records.dictionary import DataDictionary, Item
+from allotrack.records.schema import DICTIONARY_TABLES
+from allotrack.records.validate import Problem
+
+KIND_OF_TABLE = {"observations": "observation", "interventions": "intervention", "assessments": "assessment",
+                 "attributes": "attribute"}  # fmt: skip
+YES = {"1": 1.0, "yes": 1.0, "y": 1.0, "true": 1.0, "0": 0.0, "no": 0.0, "n": 0.0, "false": 0.0}
+
+
+@dataclass(frozen=True)
+class ItemCheck:
+    """The checked tables (converted to the dictionary's units), the problems and the warnings."""
+
+    tables: dict[str, pd.DataFrame]
+    problems: list[Problem]
+    warnings: list[str]
+
+
+def check_items(clean: dict[str, pd.DataFrame], dictionary: DataDictionary) -> ItemCheck:
+    """Check (and convert) every dictionary-driven table of typed records against ``dictionary``."""
+    out = dict(clean)
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    for table, code_column in DICTIONARY_TABLES.items():
+        frame = clean.get(table)
+        if frame is None or not len(frame):
+            continue
+        frame = frame.copy()
+        codes, uniques = pd.factorize(frame[code_column], use_na_sentinel=True)
+        for position, code in enumerate(uniques.tolist()):
+            rows = np.flatnonzero(codes == position)
+            item = _item(dictionary, table, code_column, str(code), rows, problems)
+            if item is not None:
+                _check_rows(table, frame, rows, item, problems, warnings)
+        if table in ("observations", "assessments"):
+            undated = frame["date"].isna() & frame["visit"].isna()
+            problems.extend(Problem(table, int(r), "date", None, "a date or a visit label is required")
+                            for r in np.flatnonzero(undated.to_numpy()))  # fmt: skip
+        out[table] = frame
+    return ItemCheck(out, problems, warnings)
+
+
+def _item(dictionary: DataDictionary, table: str, column: str, code: str, rows: np.ndarray,
+          problems: list[Problem]) -> Item | None:  # fmt: skip
+    kind = KIND_OF_TABLE[table]
+    if code not in dictionary:
+        close = difflib.get_close_matches(code, dictionary.codes, n=3)
+        hint = f"; close matches: {', '.join(close)}" if close else ""
+        rule = f"unknown item (not in the data dictionary{hint}); add it to the dictionary or correct the code"
+        problems.extend(Problem(table, int(r), column, code, rule) for r in rows)
+        return None
+    item = dictionary.item(code)
+    if item.kind != kind:
+        rule = f"item '{code}' is an {item.kind} in the data dictionary, not an {kind}"
+        problems.extend(Problem(table, int(r), column, code, rule) for r in rows)
+        return None
+    return item
+
+
+def _check_rows(table: str, frame: pd.DataFrame, rows: np.ndarray, item: Item, problems: list[Problem],
+                warnings: list[str]) -> None:  # fmt: skip
+    value_column = "dose" if table == "interventions" else "value"
+    if item.type in ("number", "integer"):
+        _check_numbers(table, frame, rows, item, value_column, problems, warnings)
+    elif table == "interventions":
+        return
+    elif item.type in ("choice", "yesno"):
+        _check_choices(table, frame, rows, item, problems)
+    elif item.type == "date":
+        text = frame["value_text"].iloc[rows]
+        bad = text.notna() & ~text.astype("string").str.fullmatch(r"\d{4}-\d{2}-\d{2}").fillna(False).astype(bool)
+        problems.extend(Problem(table, int(rows[i]), "value_text", text.iloc[i], "not a date in the format YYYY-MM-DD")
+                        for i in np.flatnonzero(bad.to_numpy()))  # fmt: skip
+
+
+def _check_numbers(table: str, frame: pd.DataFrame, rows: np.ndarray, item: Item, column: str,
+                   problems: list[Problem], warnings: list[str]) -> None:  # fmt: skip
+    values = frame[column].to_numpy(dtype="float64", na_value=np.nan)[rows]
+    flagged = np.zeros(len(rows), bool)
+    if table == "observations":
+        flagged = (frame["below_lod"].fillna(False).to_numpy(dtype=bool) |
+                   frame["above_lod"].fillna(False).to_numpy(dtype=bool))[rows]  # fmt: skip
+    if table != "interventions":
+        missing = np.isnan(values) & ~flagged
+        problems.extend(Problem(table, int(rows[i]), column, None, f"item '{item.code}' needs a number")
+                        for i in np.flatnonzero(missing))  # fmt: skip
+        if "value_text" in frame.columns:
+            text = frame["value_text"].to_numpy(dtype=object)[rows]
+            for i in np.flatnonzero(pd.notna(text) & ~np.isnan(values)):
+                problems.append(Problem(table, int(rows[i]), "value_text", text[i],
+                                        f"item '{item.code}' is a number: give it in '{column}' only"))  # fmt: skip
+    if item.unit is not None:
+        values = _converted(table, frame, rows, item, column, values, problems)
+    if item.type == "integer":
+        fraction = ~np.isnan(values) & (values != np.floor(values))
+        problems.extend(Problem(table, int(rows[i]), column, float(values[i]), "must be a whole number")
+                        for i in np.flatnonzero(fraction))  # fmt: skip
+    unit = f" {item.unit}" if item.unit else ""
+    for bound, bad, rule in ((item.low, values < (item.low if item.low is not None else 0), "≥"),
+                             (item.high, values > (item.high if item.high is not None else 0), "≤")):  # fmt: skip
+        if bound is None:
+            continue
+        problems.extend(Problem(table, int(rows[i]), column, float(values[i]),
+                                f"item '{item.code}' must be {rule} {bound:g}{unit}") for i in np.flatnonzero(bad))
+    implausible = np.zeros(len(rows), bool)
+    if isinstance(item.plausible_low, int | float):
+        implausible |= values < float(item.plausible_low)
+    if isinstance(item.plausible_high, int | float):
+        implausible |= values > float(item.plausible_high)
+    if implausible.any():
+        low = "" if item.plausible_low is None else f"{item.plausible_low:g}"
+        high = "" if item.plausible_high is None else f"{item.plausible_high:g}"
+        warnings.append(f"{table}: {int(implausible.sum())} value(s) of '{item.code}' outside the plausible range "
+                        f"{low}–{high}{unit} (kept; check them)")  # fmt: skip
+    frame.loc[frame.index[rows], column] = values
+
+
+def _converted(table: str, frame: pd.DataFrame, rows: np.ndarray, item: Item, column: str, values: np.ndarray,
+               problems: list[Problem]) -> np.ndarray:  # fmt: skip
+    """Values in the dictionary's unit; rows in another unit keep what was reported in ``reported``."""
+    from allotrack.records.units import convert, normalise_unit
+
+    assert item.unit is not None
+    given = frame["unit"].to_numpy(dtype=object)[rows]
+    unit_codes, distinct = pd.factorize(pd.Series(given, dtype=object), use_na_sentinel=True)
+    normalised = np.array([*(normalise_unit(str(u)) for u in distinct), item.unit], dtype=object)
+    codes = normalised[unit_codes]  # a missing unit (code -1) is the dictionary's unit
+    other = (codes != item.unit) & ~np.isnan(values)
+    if not other.any():
+        frame.loc[frame.index[rows], "unit"] = item.unit
+        return values
+    try:
+        converted = convert(values, codes, item.unit, molar_mass=item.molar_mass)
+    except InputError as err:
+        for i in np.flatnonzero(other):
+            problems.append(Problem(table, int(rows[i]), "unit", given[i], f"cannot be converted to the dictionary's "
+                                    f"unit {item.unit} for '{item.code}': {err.rule}"))  # fmt: skip
+        return values
+    if "reported" in frame.columns:
+        reported = frame["reported"].to_numpy(dtype=object)[rows].copy()
+        for i in np.flatnonzero(other):
+            reported[i] = f"{values[i]:g} {given[i]}"
+        frame.loc[frame.index[rows], "reported"] = reported
+    frame.loc[frame.index[rows], "unit"] = item.unit
+    return converted
+
+
+def _check_choices(table: str, frame: pd.DataFrame, rows: np.ndarray, item: Item, problems: list[Problem]) -> None:
+    text = frame["value_text"].to_numpy(dtype=object)[rows]
+    if item.type == "yesno":
+        numbers = frame["value"].to_numpy(dtype="float64", na_value=np.nan)[rows]
+        for i, t in enumerate(text):
+            if pd.isna(t) and np.isnan(numbers[i]):
+                problems.append(Problem(table, int(rows[i]), "value_text", None, f"item '{item.code}' needs yes or no"))
+            elif not pd.isna(t):
+                if str(t).strip().lower() not in YES:
+                    problems.append(Problem(table, int(rows[i]), "value_text", t, "must be yes/no (1/0)"))
+                else:
+                    numbers[i] = YES[str(t).strip().lower()]
+        frame.loc[frame.index[rows], "value"] = numbers
+        frame.loc[frame.index[rows], "value_text"] = None
+        return
+    by_label = {c.label: c.code for c in item.choices}
+    codes = set(item.choice_codes)
+    out = text.copy()
+    for i, t in enumerate(text):
+        if pd.isna(t):
+            problems.append(Problem(table, int(rows[i]), "value_text", None, f"item '{item.code}' needs one of its "
+                                    f"choices {sorted(codes)}"))  # fmt: skip
+        elif str(t) in codes:
+            continue
+        elif str(t) in by_label:
+            out[i] = by_label[str(t)]
+        else:
+            problems.append(Problem(table, int(rows[i]), "value_text", t, f"must be one of the choices of "
+                                    f"'{item.code}': {sorted(codes)}"))  # fmt: skip
+    frame.loc[frame.index[rows], "value_text"] = out
