@@ -6,8 +6,8 @@ Revises: 0005
 Create Date: 2026-11-30
 
 Each new record table has the columns of every record table (row id, content and natural-key hashes, centre,
-creator, time, soft delete) and a unique index on its natural key among current rows, as 0005 set up. The data
-dictionary is kept as versioned TOML documents (the newest row is in force).
+creator, time, soft delete) around its own columns, and a unique index on its natural key among current rows, as
+0005 set up. The data dictionary is kept as versioned TOML documents (the newest row is in force).
 """
 
 from typing import Any
@@ -21,139 +21,37 @@ branch_labels = None
 depends_on = None
 
 CURRENT_ROWS: dict[str, Any] = {"sqlite_where": sa.text("deleted = 0"), "postgresql_where": sa.text("deleted = false")}
-TABLES: dict[str, Any] = {
-    "observations": lambda: [
-        sa.Column("row_id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("record_hash", sa.BigInteger(), nullable=False),
-        sa.Column("key_hash", sa.BigInteger(), nullable=False),
-        sa.Column("patient_id", sa.String(200)),
-        sa.Column("item", sa.String(200)),
-        sa.Column("date", sa.Date()),
-        sa.Column("study_day", sa.Integer()),
-        sa.Column("visit", sa.String(200)),
-        sa.Column("value", sa.Float()),
-        sa.Column("value_text", sa.String(200)),
-        sa.Column("unit", sa.String(200)),
-        sa.Column("specimen", sa.String(200)),
-        sa.Column("lod", sa.Float()),
-        sa.Column("below_lod", sa.Boolean()),
-        sa.Column("above_lod", sa.Boolean()),
-        sa.Column("reported", sa.String(200)),
-        sa.Column("centre_code", sa.String(50)),
-        sa.Column("created_by", sa.String(100), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("deleted", sa.Boolean(), nullable=False),
-        sa.Column("deleted_reason", sa.String(500)),
-    ],
-    "interventions": lambda: [
-        sa.Column("row_id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("record_hash", sa.BigInteger(), nullable=False),
-        sa.Column("key_hash", sa.BigInteger(), nullable=False),
-        sa.Column("patient_id", sa.String(200)),
-        sa.Column("agent", sa.String(200)),
-        sa.Column("start_date", sa.Date()),
-        sa.Column("end_date", sa.Date()),
-        sa.Column("dose", sa.Float()),
-        sa.Column("unit", sa.String(200)),
-        sa.Column("per_kg", sa.Boolean()),
-        sa.Column("route", sa.String(200)),
-        sa.Column("course_id", sa.String(200)),
-        sa.Column("dose_level", sa.String(200)),
-        sa.Column("visit", sa.String(200)),
-        sa.Column("centre_code", sa.String(50)),
-        sa.Column("created_by", sa.String(100), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("deleted", sa.Boolean(), nullable=False),
-        sa.Column("deleted_reason", sa.String(500)),
-    ],
-    "assessments": lambda: [
-        sa.Column("row_id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("record_hash", sa.BigInteger(), nullable=False),
-        sa.Column("key_hash", sa.BigInteger(), nullable=False),
-        sa.Column("patient_id", sa.String(200)),
-        sa.Column("item", sa.String(200)),
-        sa.Column("date", sa.Date()),
-        sa.Column("study_day", sa.Integer()),
-        sa.Column("visit", sa.String(200)),
-        sa.Column("value", sa.Float()),
-        sa.Column("value_text", sa.String(200)),
-        sa.Column("rule", sa.String(200)),
-        sa.Column("inputs", sa.Text()),
-        sa.Column("centre_code", sa.String(50)),
-        sa.Column("created_by", sa.String(100), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("deleted", sa.Boolean(), nullable=False),
-        sa.Column("deleted_reason", sa.String(500)),
-    ],
-    "attributes": lambda: [
-        sa.Column("row_id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("record_hash", sa.BigInteger(), nullable=False),
-        sa.Column("key_hash", sa.BigInteger(), nullable=False),
-        sa.Column("patient_id", sa.String(200)),
-        sa.Column("item", sa.String(200)),
-        sa.Column("value", sa.Float()),
-        sa.Column("value_text", sa.String(200)),
-        sa.Column("date", sa.Date()),
-        sa.Column("centre_code", sa.String(50)),
-        sa.Column("created_by", sa.String(100), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("deleted", sa.Boolean(), nullable=False),
-        sa.Column("deleted_reason", sa.String(500)),
-    ],
-    "enrolments": lambda: [
-        sa.Column("row_id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("record_hash", sa.BigInteger(), nullable=False),
-        sa.Column("key_hash", sa.BigInteger(), nullable=False),
-        sa.Column("patient_id", sa.String(200)),
-        sa.Column("study", sa.String(200)),
-        sa.Column("enrolment_date", sa.Date()),
-        sa.Column("eligible", sa.Boolean()),
-        sa.Column("arm", sa.String(200)),
-        sa.Column("randomisation_date", sa.Date()),
-        sa.Column("stratum", sa.String(200)),
-        sa.Column("allocation_number", sa.Integer()),
-        sa.Column("centre_code", sa.String(50)),
-        sa.Column("created_by", sa.String(100), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("deleted", sa.Boolean(), nullable=False),
-        sa.Column("deleted_reason", sa.String(500)),
-    ],
-    "populations": lambda: [
-        sa.Column("row_id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("record_hash", sa.BigInteger(), nullable=False),
-        sa.Column("key_hash", sa.BigInteger(), nullable=False),
-        sa.Column("patient_id", sa.String(200)),
-        sa.Column("study", sa.String(200)),
-        sa.Column("population", sa.String(200)),
-        sa.Column("included", sa.Boolean()),
-        sa.Column("reason", sa.String(200)),
-        sa.Column("centre_code", sa.String(50)),
-        sa.Column("created_by", sa.String(100), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("deleted", sa.Boolean(), nullable=False),
-        sa.Column("deleted_reason", sa.String(500)),
-    ],
-    "matched_sets": lambda: [
-        sa.Column("row_id", sa.Integer(), primary_key=True, autoincrement=True),
-        sa.Column("record_hash", sa.BigInteger(), nullable=False),
-        sa.Column("key_hash", sa.BigInteger(), nullable=False),
-        sa.Column("patient_id", sa.String(200)),
-        sa.Column("study", sa.String(200)),
-        sa.Column("set_id", sa.String(200)),
-        sa.Column("role", sa.String(200)),
-        sa.Column("weight", sa.Float()),
-        sa.Column("centre_code", sa.String(50)),
-        sa.Column("created_by", sa.String(100), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("deleted", sa.Boolean(), nullable=False),
-        sa.Column("deleted_reason", sa.String(500)),
-    ],
+TYPES: dict[str, Any] = {"S": lambda: sa.String(200), "T": sa.Text, "D": sa.Date, "F": sa.Float, "I": sa.Integer, "B": sa.Boolean}
+# each table's own columns as name:type (S text, T long text, D date, F number, I integer, B yes/no), frozen here
+TABLES = {
+    "observations": "patient_id:S item:S date:D study_day:I visit:S value:F value_text:S unit:S specimen:S lod:F below_lod:B above_lod:B reported:S",
+    "interventions": "patient_id:S agent:S start_date:D end_date:D dose:F unit:S per_kg:B route:S course_id:S dose_level:S visit:S",
+    "assessments": "patient_id:S item:S date:D study_day:I visit:S value:F value_text:S rule:S inputs:T",
+    "attributes": "patient_id:S item:S value:F value_text:S date:D",
+    "enrolments": "patient_id:S study:S enrolment_date:D eligible:B arm:S randomisation_date:D stratum:S allocation_number:I",
+    "populations": "patient_id:S study:S population:S included:B reason:S",
+    "matched_sets": "patient_id:S study:S set_id:S role:S weight:F",
 }
 
 
+def _columns(spec: str) -> list[sa.Column[Any]]:
+    own = [sa.Column(name, TYPES[kind]()) for name, kind in (part.split(":") for part in spec.split())]
+    return [
+        sa.Column("row_id", sa.Integer(), primary_key=True, autoincrement=True),
+        sa.Column("record_hash", sa.BigInteger(), nullable=False),
+        sa.Column("key_hash", sa.BigInteger(), nullable=False),
+        *own,
+        sa.Column("centre_code", sa.String(50)),
+        sa.Column("created_by", sa.String(100), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("deleted", sa.Boolean(), nullable=False),
+        sa.Column("deleted_reason", sa.String(500)),
+    ]
+
+
 def upgrade() -> None:
-    for name, columns in TABLES.items():
-        op.create_table(name, *columns())
+    for name, spec in TABLES.items():
+        op.create_table(name, *_columns(spec))
         op.create_index(f"ux_{name}_key", name, ["patient_id", "key_hash"], unique=True, **CURRENT_ROWS)
     op.create_table(
         "data_dictionary",
