@@ -83,6 +83,24 @@ def test_coordinator_workflow_in_chromium(server):
         expect(page.locator("#rows tr")).to_have_count(1)  # htmx search
         page.screenshot(path=str(ARTIFACTS / "2-patients.png"))
 
+        # a correction through the import page: stored → new is shown, and a reason is asked for
+        import pandas as pd
+
+        follow_up = demo_records()["follow_up"].head(1).copy()
+        old_date = str(follow_up["last_contact_date"].iloc[0])
+        new_date = str((pd.Timestamp(old_date) + pd.Timedelta(days=30)).date())
+        follow_up["last_contact_date"] = new_date
+        follow_up.to_csv(folder / "follow_up.csv", index=False)
+        page.goto(f"{base}/import")
+        page.set_input_files("input[type=file]", [str(folder / "follow_up.csv")])
+        page.click("text=Check")
+        expect(page.locator("h2").nth(1)).to_have_text("Corrections of stored records (1 field(s))")
+        expect(page.locator("td", has_text=new_date)).to_have_count(1)
+        page.screenshot(path=str(ARTIFACTS / "2b-import-correction.png"), full_page=True)
+        page.fill("input[name=reason]", "last contact confirmed by phone")
+        page.click("text=Commit")
+        expect(page.locator("h1")).to_have_text("Patients")
+
         page.click("text=MST14")
         expect(page.locator("h1")).to_have_text("Patient MST14")
         expect(page.locator("svg.chart").first).to_be_visible()

@@ -350,24 +350,22 @@ def _touched_records(conn: sa.Connection, incoming: dict[str, _Incoming], touche
                          prefixes=["TEMPORARY"])  # fmt: skip
     key_table = sa.Table("import_keys", tmp, sa.Column("key_hash", sa.BigInteger, primary_key=True),
                          prefixes=["TEMPORARY"])  # fmt: skip
-    tmp.create_all(conn)
-    try:
-        _insert_many(conn, "import_patients", ["patient_id"], [(p,) for p in patients])
-        _insert_many(conn, "import_keys", ["key_hash"], [(k,) for k in global_keys])
-        out = {}
-        for name, spec in TABLES.items():
-            table = METADATA.tables[name]
-            cond: sa.ColumnElement[bool] = table.c.patient_id.in_(sa.select(pid_table.c.patient_id))
-            if spec.global_key:
-                cond = sa.or_(cond, table.c.key_hash.in_(sa.select(key_table.c.key_hash)))
-            columns = [table.c[c] for c in (*(c.name for c in spec.columns), *STORE_COLUMNS)]
-            query = sa.select(*columns).where(table.c.deleted.is_(False), cond).order_by(table.c.row_id)
-            rows = conn.execute(query).all() if patients or (spec.global_key and global_keys) else []
-            frame = pd.DataFrame([tuple(r) for r in rows], columns=[c.name for c in columns], dtype=object)
-            out[name] = typed_frame(frame, spec, extra=STORE_COLUMNS) if rows else Records()[name].assign(
-                **{c: pd.Series(dtype=object) for c in STORE_COLUMNS})  # fmt: skip
-    finally:
-        tmp.drop_all(conn)
+    tmp.create_all(conn)  # temporary tables: on an error the transaction's rollback removes them too
+    _insert_many(conn, "import_patients", ["patient_id"], [(p,) for p in patients])
+    _insert_many(conn, "import_keys", ["key_hash"], [(k,) for k in global_keys])
+    out = {}
+    for name, spec in TABLES.items():
+        table = METADATA.tables[name]
+        cond: sa.ColumnElement[bool] = table.c.patient_id.in_(sa.select(pid_table.c.patient_id))
+        if spec.global_key:
+            cond = sa.or_(cond, table.c.key_hash.in_(sa.select(key_table.c.key_hash)))
+        columns = [table.c[c] for c in (*(c.name for c in spec.columns), *STORE_COLUMNS)]
+        query = sa.select(*columns).where(table.c.deleted.is_(False), cond).order_by(table.c.row_id)
+        rows = conn.execute(query).all() if patients or (spec.global_key and global_keys) else []
+        frame = pd.DataFrame([tuple(r) for r in rows], columns=[c.name for c in columns], dtype=object)
+        out[name] = typed_frame(frame, spec, extra=STORE_COLUMNS) if rows else Records()[name].assign(
+            **{c: pd.Series(dtype=object) for c in STORE_COLUMNS})  # fmt: skip
+    tmp.drop_all(conn)
     return out
 
 
