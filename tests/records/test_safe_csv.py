@@ -4,6 +4,7 @@ command line, the study report and the web application write goes through it."""
 
 from __future__ import annotations
 
+import csv
 import io
 import sys
 from datetime import date
@@ -261,3 +262,53 @@ def test_web_audit_csv_download_is_safe(web):  # noqa: F811  (the fixture)
     audit = _read_text(io.StringIO(download.text))
     _assert_no_formula_cell(audit, "audit.csv")
     assert "'" + HYPERLINK in set(audit["reason"])
+
+
+# ---------------------------------------------------------------- import → every export, any text
+
+_TEXT = st.one_of(
+    st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1, max_size=20),
+    st.builds(lambda p, t: p + t, st.sampled_from(["=", "+", "-", "@", "\t", "\r", " ="]), st.text(max_size=10)),
+).filter(lambda t: t.strip() != "" and "\x00" not in t)
+
+
+@settings(max_examples=10, deadline=None)  # each example is a whole import and four exports
+@given(subtype=_TEXT, arm=_TEXT, cause=_TEXT, regimen=_TEXT)
+@example(subtype=HYPERLINK, arm="+cmd|' /C calc'!A0", cause="@SUM(1+1)", regimen="-2+3")
+@example(subtype="\r=1+2", arm="\t=x", cause="a\r=b", regimen="=2+5")
+def test_any_cell_text_goes_through_import_and_every_export_without_a_formula(tmp_path_factory, subtype, arm, cause,
+                                                                               regimen):  # fmt: skip
+    """Free text typed into the source files (subtype, arm, cause of death, regimen) is imported from CSV, stored,
+    and written by derive, its explanation, ADTTE and the de-identified export: no cell of any of them starts with
+    a formula character, the text comes back (with the quote where it needed one), and numbers stay numbers."""
+    from allotrack.endpoints import derive_endpoints
+    from allotrack.endpoints.adtte import adtte
+    from allotrack.records.deidentify import deidentify
+    from allotrack.records.importers import read_tables
+    from allotrack.records.store import Store
+
+    folder = tmp_path_factory.mktemp("any-text")
+    h = history()
+    tables = dict(h.tables)
+    tables["patients"] = h["patients"].assign(subtype=subtype, arm=arm)
+    tables["deaths"] = h["deaths"].assign(cause=cause)
+    tables["courses"] = h["courses"].assign(regimen=regimen)
+    for name, frame in tables.items():  # as a spreadsheet saves them: every text cell quoted (a lone CR too)
+        frame.to_csv(folder / f"{name}.csv", index=False, quoting=csv.QUOTE_ALL)
+    store = Store(f"sqlite:///{folder / 's.db'}")
+    store.init()
+    store.import_records(read_tables(sorted(folder.glob("*.csv"))))
+    records = store.load()
+    derived = derive_endpoints(records, validate=False)
+    written = {"dataset": derived.data, "explanation": derived.explanation, "adtte": adtte(derived)}
+    deidentified = deidentify(records, secret="a secret of sixteen+")
+    written |= {f"deid-{n}": f for n, f in deidentified.records.tables.items()} | {"key": deidentified.key}
+    for name, frame in written.items():
+        text = _read_text(io.StringIO(csv_text(frame)))
+        _assert_no_formula_cell(text, name)
+    back = _read_text(io.StringIO(csv_text(deidentified.records["patients"])))
+    assert set(back["subtype"]) == {neutralise_cell(subtype.strip())}
+    assert set(back["arm"]) == {neutralise_cell(arm.strip())}
+    times = _read_text(io.StringIO(csv_text(derived.data)))["os_time"]
+    assert pd.to_numeric(times).notna().all()
+    store.engine.dispose()
