@@ -266,6 +266,11 @@ class FakeStore:
     def needs_upgrade(self) -> bool:
         return False
 
+    def dictionary(self):
+        from allotrack.records.dictionary import default_dictionary
+
+        return default_dictionary()
+
     def import_records(self, records, user="import", centre=None, dry_run=False, update=False, reason=None,
                        drop_duplicates=False):  # fmt: skip
         self.calls.append({"dry_run": dry_run, "update": update, "reason": reason, "drop_duplicates": drop_duplicates})

@@ -21,9 +21,19 @@ Mapping file (TOML)::
     [labs.date_formats]      # one column's format
     date = "%Y%m%d"
 
+    [wide."cytokines"]       # file stem or sheet name of a wide file (one column per item and visit)
+    visit_column = "visit"   # optional: each row's visit label (default: a column named visit, if any)
+    date_column = "date"     # optional: each row's date (default: a column named date, if any)
+    units = { il6 = "ng/L" } # optional: the unit of an item's columns, when not the dictionary's
+    [wide."cytokines".visits]  # optional: column suffix -> visit label (il6_day0 -> item il6 at "day 0")
+    day0 = "day 0"
+
 Every value is read as text (validation parses dates and numbers and reports what it cannot parse), so nothing
 is silently converted on the way in; dates must be ISO 8601 (``YYYY-MM-DD``) unless a format is named here, and
-a named format applies to the whole column. Each row keeps the file and line it came from.
+a named format applies to the whole column. Each row keeps the file and line it came from. A source named in
+``[wide]`` is reshaped through the data dictionary to observations, assessments and attributes
+(:mod:`allotrack.records.importers.wide`); renames and recodes do not apply to it, the date formats of the
+tables its rows go to do.
 """
 from __future__ import annotations
 
@@ -37,7 +47,9 @@ from typing import Any
 import pandas as pd
 
 from allotrack.errors import InputError
+from allotrack.records.dictionary import DataDictionary, default_dictionary
 from allotrack.records.importers.files import read_source
+from allotrack.records.importers.wide import WideLayout, reshape_wide
 from allotrack.records.schema import TABLES, Records
 
 
@@ -48,6 +60,7 @@ class ImportMapping:
     recode: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
     encoding: str | None = None
     date_formats: dict[str, dict[str, str]] = field(default_factory=dict)  # table -> column -> strftime pattern
+    wide: dict[str, WideLayout] = field(default_factory=dict)  # source (file stem or sheet) -> its wide layout
 
     def date_format_of(self, table: str) -> dict[str, str]:
         """Date formats of one table's date columns (column, table and file-wide settings resolved)."""
@@ -68,6 +81,13 @@ def load_mapping(path: str | Path | None) -> ImportMapping:
         raise InputError(f"cannot read the mapping file {Path(path).name}: {err}", table="mapping") from err
     tables = {str(k): str(v) for k, v in raw.pop("tables", {}).items()}
     encoding = raw.pop("encoding", None)
+    wide_sections = raw.pop("wide", {})
+    if not isinstance(wide_sections, dict):
+        raise InputError('mapping [wide] must hold one section per source, e.g. [wide."cytokines"]', table="mapping")
+    wide = {str(name): WideLayout.from_toml(str(name), spec) for name, spec in wide_sections.items()}
+    if both := sorted(set(wide) & set(tables)):
+        raise InputError(f"mapping names {', '.join(both)} both in [tables] and in [wide]: a source is a table or "
+                         "a wide file", table="mapping")  # fmt: skip
     formats: dict[str, dict[str, str]] = {}
     if "date_format" in raw:
         formats["*"] = {"*": _format(raw.pop("date_format"), "date_format")}
@@ -95,7 +115,7 @@ def load_mapping(path: str | Path | None) -> ImportMapping:
             table_formats["*"] = _format(spec["date_format"], f"{table}.date_format")
         if table_formats:
             formats[table] = table_formats
-    return ImportMapping(tables, rename, recode, None if encoding is None else str(encoding), formats)
+    return ImportMapping(tables, rename, recode, None if encoding is None else str(encoding), formats, wide)
 
 
 def _format(value: Any, key: str) -> str:
@@ -112,9 +132,12 @@ def _format(value: Any, key: str) -> str:
     return text
 
 
-def read_tables(paths: Sequence[str | Path], mapping: ImportMapping | str | Path | None = None) -> Records:
-    """Read files into records: each CSV file (or sheet) is the table its name (or the mapping) says. Each row
-    keeps its file and line (``Records.origins``); the mapping's date formats travel with the records."""
+def read_tables(paths: Sequence[str | Path], mapping: ImportMapping | str | Path | None = None,
+                dictionary: DataDictionary | None = None) -> Records:  # fmt: skip
+    """Read files into records: each CSV file (or sheet) is the table its name (or the mapping) says, or, when the
+    mapping's ``[wide]`` section names it, is reshaped through ``dictionary`` (default: allotrack's bundled one) to
+    the dictionary-driven tables. Each row keeps its file and line (``Records.origins``); the mapping's date
+    formats travel with the records."""
     m = mapping if isinstance(mapping, ImportMapping) else load_mapping(mapping)
     frames: dict[str, list[pd.DataFrame]] = {}
     origins: dict[str, list[pd.DataFrame]] = {}
@@ -124,6 +147,16 @@ def read_tables(paths: Sequence[str | Path], mapping: ImportMapping | str | Path
         sources, notes = read_source(path, m.encoding)
         warnings.extend(notes)
         for source in sources:
+            if source.name in m.wide:
+                layout = m.wide[source.name]
+                items = default_dictionary() if dictionary is None else dictionary
+                long, where = reshape_wide(source.frame, items, source_label=source.label, lines=source.lines,
+                                           visit_column=layout.visit_column, date_column=layout.date_column,
+                                           visits=layout.visits, units=layout.units)  # fmt: skip
+                for name in long:
+                    frames.setdefault(name, []).append(long[name])
+                    origins.setdefault(name, []).append(where[name])
+                continue
             table = m.tables.get(source.name, source.name)
             if table not in TABLES:
                 raise InputError(
