@@ -28,7 +28,8 @@ from allotrack.clinical.gvhd import (
     steroid_response,
 )
 from allotrack.clinical.hla import HlaMismatch, dsa_status, hla_mismatches, parse_hla
-from allotrack.clinical.myeloma_response import MyelomaLabs, imwg_assessment, imwg_response
+from allotrack.clinical.myeloma_records import imwg_from_observations, myeloma_assessments
+from allotrack.clinical.myeloma_response import MyelomaLabs, MyelomaResponse, imwg_assessment, imwg_response
 from allotrack.clinical.recovery import hematopoietic_recovery, neutrophil_engraftment, platelet_engraftment
 from allotrack.clinical.response import AmlResponse, best_response, eln2022_response
 from allotrack.clinical.risk_scores import (
@@ -50,6 +51,7 @@ __all__ = [
     "HlaMismatch",
     "IcansGrade",
     "MyelomaLabs",
+    "MyelomaResponse",
     "OrganStage",
     "StrLocus",
     "WorstGrades",
@@ -71,6 +73,7 @@ __all__ = [
     "ibmtr_index",
     "ice_score",
     "imwg_assessment",
+    "imwg_from_observations",
     "imwg_response",
     "iss",
     "kps_to_ecog",
@@ -78,6 +81,7 @@ __all__ = [
     "magic_stage",
     "maximum_grade",
     "mst_gvhd_alert",
+    "myeloma_assessments",
     "neutrophil_engraftment",
     "nih_cgvhd_severity",
     "parse_hla",
