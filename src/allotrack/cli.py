@@ -274,7 +274,7 @@ def _counts(counts: dict[str, int]) -> str:
 @_one_line_errors("Import refused:")
 def import_files(
     files: list[Path] = typer.Argument(..., help="CSV files named after their table, or an Excel workbook"),
-    mapping: Path | None = typer.Option(None, help="TOML mapping file (tables, column renames, recodes)"),
+    mapping: Path | None = typer.Option(None, help="TOML mapping file (tables, column renames, recodes, wide files)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and report; write nothing"),
     update: bool = typer.Option(False, "--update", help="Allow corrections: rows whose key is stored with other "
                                 "values replace the stored values (the changes are shown and confirmed first)"),
@@ -290,11 +290,11 @@ def import_files(
     """Validate files against the stored records and import them (all or nothing)."""
     from allotrack.records.importers import read_tables
 
-    records = read_tables(files, mapping)
     store = _open_store(db)  # an existing store only: a mistyped --db must not start a new, empty registry
     if store.needs_upgrade():  # upgrades change stored data (0005 retires duplicate keys): only on request
         _fail(f"the record store's schema (revision {store.revision()}) is older than this allotrack; upgrade it "
               f"first with 'allotrack db init{' --db ' + _safe_url(store.url) if db else ''}'", "Import refused:")
+    records = read_tables(files, mapping, dictionary=store.dictionary())  # wide files are read through it
     shown: set[str] = set()
 
     def warn(report: ImportReport) -> None:
@@ -489,6 +489,25 @@ def export_deidentified(
         write_csv(frame, out_dir / f"{name}.csv")
     write_csv(result.key, key_out)
     console.print(f"De-identified tables in [bold]{out_dir}[/bold]; key table (private) in {key_out}")
+
+
+@export_app.command("sdtm")
+@_one_line_errors("Export refused:")
+def export_sdtm(
+    out_dir: Path = typer.Option(Path("sdtm"), "--out-dir", help="Folder for one CSV per SDTM domain"),
+    study_id: str | None = typer.Option(None, "--study-id", help="STUDYID of every row (no STUDYID column if omitted)"),
+    db: str | None = DB_OPTION,
+) -> None:
+    """SDTM-like domains as long CSVs: LB (observations, labs), EX (interventions, infusions; SUPPEX), RS
+    (responses), AE (adverse events). See allotrack.records.sdtm for the mapping."""
+    from allotrack.records.sdtm import SOURCE_TABLES, sdtm_domains, write_domains
+
+    store = _open_store(db)
+    domains = sdtm_domains(store.load(tables=SOURCE_TABLES), store.dictionary(), study_id=study_id)
+    written = write_domains(domains, out_dir, study_id=study_id)
+    rows = {name: len(domains[name]) if name in domains else 0 for name in written}
+    counts = ", ".join(f"{name} {n} row{'' if n == 1 else 's'}" for name, n in rows.items())
+    console.print(f"SDTM domains written to [bold]{escape(str(out_dir))}[/bold]: {counts}", soft_wrap=True)
 
 
 
