@@ -126,7 +126,7 @@ def import_records(engine: Engine, records: Records, user: str = "import", centr
         changes = [c for plan in plans.values() for c in plan.changes]
         if changes and not reason and not dry_run:
             problems.append(Problem("import", None, None, None, "corrections of stored records need a reason"))
-        if not dry_run and _is_locked(conn) and not reason:
+        if not dry_run and is_locked(conn) and not reason:
             problems.append(Problem("import", None, None, None, "the study data are locked: give a reason for this "
                                     "import"))  # fmt: skip
         if problems:
@@ -438,7 +438,8 @@ def _apply_updates(conn: sa.Connection, name: str, inc: _Incoming, plan: _Plan) 
                              for v, c, h in zip(values, plan.updated_rows, hashes, strict=True)])  # fmt: skip
 
 
-def _is_locked(conn: sa.Connection) -> bool:
+def is_locked(conn: sa.Connection) -> bool:
+    """Whether the study data are locked (the newest row of ``study_lock``); every write path asks this."""
     row = conn.execute(sa.select(STUDY_LOCK.c.locked).order_by(STUDY_LOCK.c.lock_id.desc()).limit(1)).first()
     return bool(row.locked) if row is not None else False
 

@@ -11,7 +11,10 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
+from allotrack.records.importing import is_locked
 from allotrack.records.store import AUDIT_LOG, STUDY_LOCK
+
+__all__ = ["is_locked", "patient_audit", "record_change", "set_lock"]
 
 
 def _json(values: dict[str, Any] | None) -> str | None:
@@ -32,11 +35,6 @@ def patient_audit(engine: sa.Engine, patient_id: str) -> pd.DataFrame:
         rows = conn.execute(sa.select(AUDIT_LOG).where(AUDIT_LOG.c.patient_id == patient_id)
                             .order_by(AUDIT_LOG.c.audit_id)).mappings().all()  # fmt: skip
     return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in AUDIT_LOG.columns])
-
-
-def is_locked(conn: sa.Connection) -> bool:
-    row = conn.execute(sa.select(STUDY_LOCK.c.locked).order_by(STUDY_LOCK.c.lock_id.desc()).limit(1)).first()
-    return bool(row.locked) if row is not None else False
 
 
 def set_lock(engine: sa.Engine, username: str, locked: bool, reason: str) -> None:

@@ -13,7 +13,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from allotrack.errors import AllotrackError
-from allotrack.records.hashing import hash_values, key_values
+from allotrack.records.hashing import content_and_key_values
 from allotrack.records.schema import TABLES, Records
 from allotrack.records.store import METADATA, load_records
 from allotrack.records.validate import Problem, ValidationError, key_label, validate_records
@@ -83,8 +83,8 @@ def add_record(engine: sa.Engine, user: User, table: str, values: dict[str, Any]
         raise ValidationError([Problem(p.table, None if p.table == table else p.row, p.column, p.value, p.rule)
                                for p in mine]) from None  # fmt: skip
     new = typed[table].iloc[[len(frames[table]) - 1]].reset_index(drop=True)
-    record_hash = int(hash_values(new, table).view(np.int64)[0])
-    key_hash = int(key_values(new, table).view(np.int64)[0])
+    content, key = content_and_key_values(new, table)
+    record_hash, key_hash = int(content.view(np.int64)[0]), int(key.view(np.int64)[0])
     t = METADATA.tables[table]
     payload: dict[str, Any] = {str(c): (None if pd.isna(v) else (v.date() if isinstance(v, pd.Timestamp) else v))
                                for c, v in new.iloc[0].items()}  # fmt: skip
