@@ -27,3 +27,15 @@ def test_readme_main_job_is_the_demo():
     ci = (Path(__file__).parents[1] / ".ci" / "run").read_text()
     readme_test = commands[1].strip().split(" && ", 1)[1].replace("pip install -e", "pip install --quiet -e")
     assert readme_test in ci  # the README's test command is what CI runs (CI only adds --quiet)
+
+
+def test_readme_table_layout_is_the_schema():
+    """The README's record-table layout lists exactly the schema's tables, columns, required marks and natural
+    keys, in order."""
+    from allotrack.records.schema import TABLES
+
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    rows = re.findall(r"^\| `(\w+)` \| ([^|]+) \| ([^|]+) \|$", text, re.M)
+    expected = [(t.name, ", ".join(c.name + ("*" if c.required else "") for c in t.columns), ", ".join(t.natural_key))
+                for t in TABLES.values()]  # fmt: skip
+    assert [(name, columns.strip(), key.strip()) for name, columns, key in rows] == expected

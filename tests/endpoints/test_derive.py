@@ -146,11 +146,11 @@ def test_type_errors_are_reported_with_values():
     bad["infusions"] = recs["infusions"].assign(
         cd34_per_kg=["1.1", "lots", -2, 1.5, 1.2], product=["G-PBSC", "PBSC", "G-PBSC", "NK", "MSC"]
     )
-    bad["labs"] = pd.DataFrame(
+    bad["observations"] = pd.DataFrame(
         {
             "patient_id": ["p1"],
             "date": ["2020-02-30"],
-            "analyte": ["ANC"],
+            "item": ["anc"],
             "value": [0.5],
             "unit": ["10^9/L"],
             "colour": ["red"],
@@ -163,8 +163,8 @@ def test_type_errors_are_reported_with_values():
     assert "infusions, row 2, column 'cd34_per_kg' (value 'lots'): not a number" in text
     assert "infusions, row 3, column 'cd34_per_kg' (value -2.0): must be ≥ 0" in text
     assert "infusions, row 2, column 'product' (value 'PBSC'): must be one of" in text
-    assert "labs, row 1, column 'date' (value '2020-02-30'): not a date in the format YYYY-MM-DD" in text
-    assert "labs, column 'colour': unknown column" in text
+    assert "observations, row 1, column 'date' (value '2020-02-30'): not a date in the format YYYY-MM-DD" in text
+    assert "observations, column 'colour': unknown column" in text
 
 
 def myeloid_records() -> Records:
@@ -251,7 +251,7 @@ def test_recovery_per_course():
         "patient_id": "p1", "date": [start + timedelta(days=k) for k in range(18)] * 2,
         "analyte": ["ANC"] * 18 + ["PLT"] * 18, "value": anc + plt, "unit": "10^9/L",
     })  # fmt: skip
-    recs = validate_records(Records({**history().tables, "labs": labs}), today=date(2026, 1, 1))
+    recs = validate_records(Records.from_frames(**history().tables, labs=labs), today=date(2026, 1, 1))
     out = recovery_per_course(recs).set_index("course_id")
     assert (out.loc["c1", "status"], out.loc["c1", "start_day"], out.loc["c1", "end_day"]) == ("recovered", 3.0, 14.0)
     assert out.loc["c3", "status"] == "no counts"

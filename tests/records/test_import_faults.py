@@ -38,9 +38,9 @@ BIG = textwrap.dedent("""
         return Records.from_frames(
             patients=pd.DataFrame({"patient_id": ids, "sex": "F", "diagnosis": "AML",
                                    "diagnosis_date": diag.strftime("%Y-%m-%d")}),
-            labs=pd.DataFrame({"patient_id": ids[pid], "date": dates,
-                               "analyte": np.tile(["ANC", "PLT"], n_patients * days),
-                               "value": rng.gamma(2, 1, pid.size).round(2), "unit": "10^9/L"}))
+            observations=pd.DataFrame({"patient_id": ids[pid], "date": dates,
+                                       "item": np.tile(["anc", "plt"], n_patients * days),
+                                       "value": rng.gamma(2, 1, pid.size).round(2), "unit": "10^9/L"}))
 """)
 
 
@@ -120,7 +120,7 @@ def test_sigkill_during_a_large_import_leaves_the_store_as_it_was(store_url, del
     assert schema_objects(after.engine) == fresh_schema  # no index lost, nothing half-built
     assert _row_counts(after) == counts
     report = after.import_records(_big_records(), user="again")
-    assert report.added == {"patients": 10_000, "labs": 1_000_000}
+    assert report.added == {"patients": 10_000, "observations": 1_000_000}
     assert schema_objects(after.engine) == fresh_schema
     after.engine.dispose()
 

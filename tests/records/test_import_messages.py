@@ -149,15 +149,36 @@ def test_excel_rows_are_named_by_their_spreadsheet_row(sqlite_store, tmp_path):
 
 def test_exact_duplicate_rows_are_refused_or_imported_once_with_a_warning(sqlite_store, tmp_path):
     records = history()
-    labs = pd.DataFrame({"patient_id": ["p1"] * 3, "date": ["2020-01-05", "2020-01-06", "2020-01-05"],
-                         "analyte": "ANC", "value": [0.4, 0.6, 0.4], "unit": "10^9/L"})  # fmt: skip
-    paths = write_study(tmp_path, Records({**records.tables, "labs": labs}))
+    obs = pd.DataFrame({"patient_id": ["p1"] * 3, "item": "anc", "date": ["2020-01-05", "2020-01-06", "2020-01-05"],
+                        "value": [0.4, 0.6, 0.4], "unit": "10*9/L"})  # fmt: skip
+    paths = write_study(tmp_path, Records({**records.tables, "observations": obs}))
     found = problems_of(sqlite_store, read_tables(paths))
-    assert found == ["labs (labs.csv line 4): exact copy of labs.csv line 2 (remove it, or import with "
-                     "--drop-duplicates to import it once)"]  # fmt: skip
+    assert found == ["observations (observations.csv line 4): exact copy of observations.csv line 2 (remove it, or "
+                     "import with --drop-duplicates to import it once)"]  # fmt: skip
     report = sqlite_store.import_records(read_tables(paths), drop_duplicates=True)
-    assert report.added["labs"] == 2
-    assert report.warnings == ["labs: 1 exact copies of earlier rows were imported once (labs.csv line 4)"]
+    assert report.added["observations"] == 2
+    assert report.warnings == ["observations: 1 exact copies of earlier rows were imported once (observations.csv "
+                               "line 4)"]  # fmt: skip
+
+
+def test_a_file_of_a_retired_table_is_read_as_its_record_kind(sqlite_store, tmp_path):
+    """labs.csv written for allotrack before migration 0007 still imports: its rows are observations (the analyte
+    is the dictionary item), said in a warning; a column the old table did not have is refused, not dropped."""
+    paths = write_study(tmp_path, history())
+    labs = tmp_path / "labs.csv"
+    labs.write_text("patient_id,date,analyte,value,unit,transfused\np1,2020-01-05,ANC,0.4,10^9/L,\n"
+                    "p1,2020-01-05,PLT,15,10^9/L,yes\np1,2020-01-06,BILI,34.2,umol/L,\n")  # fmt: skip
+    records = read_tables([*paths, labs])
+    assert "labs.csv: the labs table is retired; its 3 row(s) were read as observations" in records.warnings
+    sqlite_store.import_records(records)
+    back = sqlite_store.load(tables=["observations"])["observations"].sort_values(["date", "item"])
+    assert sorted(back["item"]) == ["anc", "bili", "plt"] and set(back["unit"]) == {"10*9/L", "mg/dL"}
+    assert dict(zip(back["item"], back["value"], strict=True)) == pytest.approx(
+        {"anc": 0.4, "plt": 15.0, "bili": 34.2 * 584.66 / 10_000})  # umol/L -> mg/dL (584.66 g/mol)
+    assert back.set_index("item")["transfused"].fillna(False).to_dict() == {"anc": False, "plt": True, "bili": False}
+    labs.write_text("patient_id,date,analyte,value,unit,colour\np1,2020-01-05,ANC,0.4,10^9/L,red\n")
+    with pytest.raises(InputError, match="column\\(s\\) 'colour' are not columns of the retired labs table"):
+        read_tables([*paths, labs])
 
 
 def test_a_clash_with_a_stored_record_names_it_and_the_change(store, tmp_path):
@@ -216,7 +237,7 @@ def test_an_import_audits_each_patient_with_its_tables_and_fields(store):
                             .where(AUDIT_LOG.c.action == "import")).all()  # fmt: skip
     by_patient = {pid: json.loads(values) for pid, values, _ in rows}
     assert sorted(by_patient) == ["p1", "p2", "p3", "p4", "p5"]
-    assert by_patient["p2"]["gvhd"] == {"rows": 2, "fields": ["patient_id", "date", "kind", "grade"]}
+    assert by_patient["p2"]["assessments"] == {"rows": 3, "fields": ["patient_id", "item", "date", "value_text"]}
     assert by_patient["p2"]["donors"]["rows"] == 2
     assert {u for _, _, u in rows} == {"coordinator"}
 
@@ -249,7 +270,7 @@ def test_validation_reads_only_the_patients_the_import_touches(store, monkeypatc
                            "unit": ["10^9/L"]}),
     )  # fmt: skip
     report = store.import_records(more)
-    assert report.added == {"patients": 1, "labs": 1}
+    assert report.added == {"patients": 1, "observations": 1}
     assert set().union(*seen.values()) == {"p2"}  # p2's stored records were read; p1, p3, p4, p5's were not
 
 
@@ -278,7 +299,7 @@ def test_a_clean_import_of_the_demo_files_raises_no_warning(sqlite_store, tmp_pa
         first = sqlite_store.import_records(read_tables(paths))
         again = sqlite_store.import_records(read_tables(paths))
     assert first.added["patients"] == 29 and first.warnings == []
-    assert again.added == {} and again.already_present["labs"] == first.added["labs"]
+    assert again.added == {} and again.already_present["observations"] == first.added["observations"] == 8035
 
 
 def test_content_and_key_hashes_computed_together_equal_their_definitions():

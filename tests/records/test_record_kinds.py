@@ -26,7 +26,11 @@ from allotrack.records.store import AUDIT_LOG, Store
 
 
 def _with(**frames: pd.DataFrame) -> Records:
-    return Records({**history().tables, **frames})
+    """The hand-worked history plus ``frames``, whose rows come first (so problems name their row numbers)."""
+    base = dict(history().tables)
+    for name, frame in frames.items():
+        base[name] = pd.concat([frame, base[name]], ignore_index=True) if name in base else frame
+    return Records(base)
 
 
 def _problems(store: Store, records: Records) -> list[str]:
@@ -111,7 +115,8 @@ def test_every_kind_comes_back_unchanged(store):
                                       "role": ["case", "control"], "weight": [1.0, 1.0]}),
     }  # fmt: skip
     report = store.import_records(_with(**frames))
-    assert {k: report.added[k] for k in frames} == {k: len(v) for k, v in frames.items()}
+    in_history = {k: len(history()[k]) for k in frames}  # history's GVHD grades and responses are assessments
+    assert {k: report.added[k] for k in frames} == {k: len(v) + in_history[k] for k, v in frames.items()}
     back = store.load(tables=list(frames))
     assert back["attributes"].sort_values("item")["value_text"].tolist() == ["not_tested", None]
     assert back["assessments"].set_index("item").loc["agvhd_skin_stage", "inputs"] == '{"rash_bsa_percent": 60}'

@@ -36,15 +36,14 @@ def _extra() -> dict[str, pd.DataFrame]:
     """A few records of every exported kind on top of history() (p1..p5, diagnosis 2020-01-01)."""
     return {
         "observations": pd.DataFrame({
-            "patient_id": ["p1", "p1", "p1", "p1", "p2"],
-            "item": ["bili", "bili", "il6", "anc", "mprot_serum"],
-            "date": ["2020-02-01", "2020-01-10", "2020-01-20", None, "2020-01-15"],
-            "visit": ["day 31", None, None, "screening", None], "study_day": [31, None, None, None, None],
-            "value": [17.1, 1.2, None, 1500, 3.2], "unit": ["umol/L", "mg/dL", "pg/mL", "cells/uL", "g/dL"],
-            "specimen": ["serum", None, "=x", None, None], "lod": [None, None, 2.0, None, None],
-            "below_lod": [None, None, True, None, None]}),
-        "labs": pd.DataFrame({"patient_id": ["p2"], "date": ["2020-01-15"], "analyte": ["BILI"], "value": [17.1],
-                              "unit": ["umol/L"]}),
+            "patient_id": ["p1", "p1", "p1", "p1", "p2", "p2"],
+            "item": ["bili", "bili", "il6", "anc", "mprot_serum", "bili"],
+            "date": ["2020-02-01", "2020-01-10", "2020-01-20", None, "2020-01-15", "2020-01-15"],
+            "visit": ["day 31", None, None, "screening", None, None], "study_day": [31, None, None, None, None, None],
+            "value": [17.1, 1.2, None, 1500, 3.2, 17.1],
+            "unit": ["umol/L", "mg/dL", "pg/mL", "cells/uL", "g/dL", "umol/L"],
+            "specimen": ["serum", None, "=x", None, None, None], "method": [None, None, "ELISA", None, None, None],
+            "lod": [None, None, 2.0, None, None, None], "below_lod": [None, None, True, None, None, None]}),
         "interventions": pd.DataFrame({
             "patient_id": ["p2", "p1", "p3"], "agent": ["basiliximab", "methylprednisolone", "basiliximab"],
             "start_date": ["2020-02-01", "2020-01-05", "2020-01-02"], "end_date": [None, "2020-01-09", None],
@@ -52,7 +51,7 @@ def _extra() -> dict[str, pd.DataFrame]:
             "route": ["iv", "iv", "sc"], "course_id": ["c3", None, None], "dose_level": ["DL1", None, None]}),
         "assessments": pd.DataFrame({
             "patient_id": ["p2", "p2", "p1"], "item": ["gvhd_response", "agvhd_grade", "response_eln"],
-            "date": ["2020-03-30", "2020-03-01", "2020-01-31"], "visit": ["week 4", None, None],
+            "date": ["2020-03-30", "2020-03-02", "2020-01-31"], "visit": ["week 4", None, None],
             "study_day": [None, None, 30], "value_text": ["CR", "2", "complete remission"],
             "rule": [None, "MAGIC 2016", "ELN 2022"]}),
         "adverse_events": pd.DataFrame({
@@ -63,7 +62,11 @@ def _extra() -> dict[str, pd.DataFrame]:
 
 
 def _records() -> Records:
-    return Records({**history().tables, **_extra()})
+    """history() and the extra records (extra rows first where history() has rows of the kind)."""
+    base = dict(history().tables)
+    for name, frame in _extra().items():
+        base[name] = pd.concat([frame, base[name]], ignore_index=True) if name in base else frame
+    return Records(base)
 
 
 def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -85,8 +88,8 @@ def test_lb_rows_as_reported_and_in_standard_units(stored):
     records, dictionary = stored
     lb = sdtm_domains(records, dictionary)["LB"]
     assert list(lb.columns) == ["DOMAIN", "USUBJID", "LBSEQ", "LBTESTCD", "LBTEST", "LBORRES", "LBORRESU",
-                                "LBSTRESC", "LBSTRESN", "LBSTRESU", "LBSTAT", "LBREASND", "LBSPEC", "LBLLOQ",
-                                "VISIT", "LBDTC", "LBDY"]  # fmt: skip
+                                "LBSTRESC", "LBSTRESN", "LBSTRESU", "LBSTAT", "LBREASND", "LBSPEC", "LBMETHOD",
+                                "LBLLOQ", "VISIT", "LBDTC", "LBDY"]  # fmt: skip
     rows = _rows(lb)
     for row in rows:  # the stored numbers: compared to the hand-computed ones below, then set aside
         if row["LBSTRESN"] is not None and row["LBSTRESU"] == "mg/dL" and row["LBORRESU"] == "umol/L":
@@ -94,22 +97,22 @@ def test_lb_rows_as_reported_and_in_standard_units(stored):
             assert float(row["LBSTRESC"]) == row["LBSTRESN"]  # the standard number as text, exactly
             assert row["LBSTRESC"].startswith("0.99976")
             row["LBSTRESN"] = row["LBSTRESC"] = "bilirubin in mg/dL"
-    common = {"DOMAIN": "LB", "LBSTAT": None, "LBREASND": None, "LBSPEC": None, "LBLLOQ": None, "VISIT": None,
-              "LBDY": None}  # fmt: skip
+    common = {"DOMAIN": "LB", "LBSTAT": None, "LBREASND": None, "LBSPEC": None, "LBMETHOD": None, "LBLLOQ": None,
+              "VISIT": None, "LBDY": None}  # fmt: skip
     bili = "Total bilirubin"
     assert rows == [
         {**common, "USUBJID": "p1", "LBSEQ": 1, "LBTESTCD": "BILI", "LBTEST": bili, "LBORRES": "1.2",
          "LBORRESU": "mg/dL", "LBSTRESC": "1.2", "LBSTRESN": 1.2, "LBSTRESU": "mg/dL", "LBDTC": "2020-01-10"},
         {**common, "USUBJID": "p1", "LBSEQ": 2, "LBTESTCD": "IL6", "LBTEST": dictionary.item("il6").label,
          "LBORRES": "<2", "LBORRESU": "pg/mL", "LBSTRESC": "<2", "LBSTRESN": None, "LBSTRESU": "pg/mL",
-         "LBSPEC": "=x", "LBLLOQ": 2.0, "LBDTC": "2020-01-20"},
+         "LBSPEC": "=x", "LBMETHOD": "ELISA", "LBLLOQ": 2.0, "LBDTC": "2020-01-20"},
         {**common, "USUBJID": "p1", "LBSEQ": 3, "LBTESTCD": "BILI", "LBTEST": bili, "LBORRES": "17.1",
          "LBORRESU": "umol/L", "LBSTRESC": "bilirubin in mg/dL", "LBSTRESN": "bilirubin in mg/dL",
          "LBSTRESU": "mg/dL", "LBSPEC": "serum", "VISIT": "day 31", "LBDTC": "2020-02-01", "LBDY": 31},
         {**common, "USUBJID": "p1", "LBSEQ": 4, "LBTESTCD": "ANC", "LBTEST": "Absolute neutrophil count",
          "LBORRES": "1500", "LBORRESU": "cells/uL", "LBSTRESC": "1.5", "LBSTRESN": 1.5, "LBSTRESU": "10^9/L",
          "VISIT": "screening", "LBDTC": None},
-        # p2: the typed core's lab and an observation on one day: ordered by test code (BILI < MPROT...)
+        # p2: two observations on one day: ordered by test code (BILI < MPROT...)
         {**common, "USUBJID": "p2", "LBSEQ": 1, "LBTESTCD": "BILI", "LBTEST": bili, "LBORRES": "17.1",
          "LBORRESU": "umol/L", "LBSTRESC": "bilirubin in mg/dL", "LBSTRESN": "bilirubin in mg/dL",
          "LBSTRESU": "mg/dL", "LBDTC": "2020-01-15"},
@@ -160,24 +163,29 @@ def test_ex_and_its_supplemental_qualifiers(stored):
     assert supp.set_index("QNAM").loc["DOSELVL", "QLABEL"] == "Dose level"
 
 
-def test_rs_holds_response_assessments_and_the_typed_responses(stored):
+def test_rs_holds_response_assessments(stored):
     records, dictionary = stored
     rs = sdtm_domains(records, dictionary)["RS"]
     assert list(rs.columns) == ["DOMAIN", "USUBJID", "RSSEQ", "RSTESTCD", "RSTEST", "RSCAT", "RSORRES", "RSSTRESC",
                                 "VISIT", "RSDTC", "RSDY"]  # fmt: skip
     common = {"DOMAIN": "RS", "RSCAT": None, "VISIT": None, "RSDY": None}
-    overall = {"RSTESTCD": "OVRLRESP", "RSTEST": "Overall Response"}
+    # history()'s responses are assessments of the item disease_response (the categories of the first schema)
+    overall = {"RSTESTCD": test_code("disease_response"), "RSTEST": "Disease response (category as recorded)"}
     assert _rows(rs) == [
-        {**common, **overall, "USUBJID": "p1", "RSSEQ": 1, "RSORRES": "CR", "RSSTRESC": "CR", "RSDTC": "2020-01-31"},
+        {**common, **overall, "USUBJID": "p1", "RSSEQ": 1, "RSORRES": "complete remission", "RSSTRESC": "CR",
+         "RSDTC": "2020-01-31"},
         {**common, "USUBJID": "p1", "RSSEQ": 2, "RSTESTCD": ELN, "RSTEST": "Disease response (ELN 2022, AML)",
          "RSCAT": "ELN 2022", "RSORRES": "complete remission", "RSSTRESC": "CR", "RSDTC": "2020-01-31", "RSDY": 30},
-        {**common, **overall, "USUBJID": "p2", "RSSEQ": 1, "RSORRES": "CR", "RSSTRESC": "CR", "RSDTC": "2020-01-26"},
+        {**common, **overall, "USUBJID": "p2", "RSSEQ": 1, "RSORRES": "complete remission", "RSSTRESC": "CR",
+         "RSDTC": "2020-01-26"},
         {**common, "USUBJID": "p2", "RSSEQ": 2, "RSTESTCD": GVHD_RESPONSE, "RSTEST": "GVHD treatment response",
          "RSORRES": "complete response", "RSSTRESC": "CR", "VISIT": "week 4", "RSDTC": "2020-03-30"},
-        {**common, **overall, "USUBJID": "p3", "RSSEQ": 1, "RSORRES": "CRi", "RSSTRESC": "CRi", "RSDTC": "2020-01-29"},
-        {**common, **overall, "USUBJID": "p4", "RSSEQ": 1, "RSORRES": "no response", "RSSTRESC": "no response",
+        {**common, **overall, "USUBJID": "p3", "RSSEQ": 1, "RSORRES": "CR with incomplete haematologic recovery",
+         "RSSTRESC": "CRi", "RSDTC": "2020-01-29"},
+        {**common, **overall, "USUBJID": "p4", "RSSEQ": 1, "RSORRES": "no response", "RSSTRESC": "NR",
          "RSDTC": "2020-01-29"},
-        {**common, **overall, "USUBJID": "p5", "RSSEQ": 1, "RSORRES": "CR", "RSSTRESC": "CR", "RSDTC": "2020-01-21"},
+        {**common, **overall, "USUBJID": "p5", "RSSEQ": 1, "RSORRES": "complete remission", "RSSTRESC": "CR",
+         "RSDTC": "2020-01-21"},
     ]  # fmt: skip  (agvhd_grade is an assessment but not a response: not in RS)
 
 

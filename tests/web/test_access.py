@@ -92,18 +92,22 @@ def test_every_change_writes_an_audit_row(web):
     res = dm1.post("/patients/MST16/gvhd", data={"csrf_token": token, "date": "2016-01-10", "skin_bsa": "30"})
     assert res.status_code == 303
     created = _audit_rows(web, patient_id="MST16", action="create")
-    assert len(_audit_rows(web, patient_id="MST16")) == before + 1
-    row_id = created[-1]["row_id"]
-    assert '"grade": 1' in created[-1]["new_values"] and created[-1]["username"] == "dm1"
-    res = dm1.request("DELETE", f"/api/records/gvhd/{row_id}", json={"reason": "entered twice"},
+    # one audit row per record: the MAGIC grade (with the raw values) and the four organ stages
+    assert len(_audit_rows(web, patient_id="MST16")) == before + 5
+    grade = next(r for r in created if '"item": "agvhd_grade"' in r["new_values"])
+    assert '"value_text": "1"' in grade["new_values"] and '\\"skin_bsa\\": 30.0' in grade["new_values"]
+    assert grade["username"] == "dm1" and grade["table_name"] == "assessments"
+    row_id = grade["row_id"]
+    res = dm1.request("DELETE", f"/api/records/assessments/{row_id}", json={"reason": "entered twice"},
                       headers={"X-CSRF-Token": token})  # fmt: skip
     assert res.status_code == 204
     deleted = _audit_rows(web, patient_id="MST16", action="delete")
-    assert deleted and deleted[-1]["reason"] == "entered twice" and '"grade": 1' in deleted[-1]["old_values"]
+    assert deleted and deleted[-1]["reason"] == "entered twice" and '"agvhd_grade"' in deleted[-1]["old_values"]
     with web.state.store.engine.connect() as conn:  # soft delete: the row is still there
-        gvhd = web.state.store.load()["gvhd"]
-        assert (gvhd["patient_id"] == "MST16").sum() == 0
-        assert conn.execute(sa.text(f"SELECT deleted FROM gvhd WHERE row_id = {int(row_id)}")).scalar() in (1, True)
+        rows = web.state.store.load()["assessments"]
+        assert ((rows["patient_id"] == "MST16") & (rows["item"] == "agvhd_grade")).sum() == 0
+        assert conn.execute(sa.text(f"SELECT deleted FROM assessments WHERE row_id = {int(row_id)}")).scalar() in (
+            1, True)
     csv = dm1.get("/patients/MST16/audit?format=csv")
     assert csv.status_code == 200 and "entered twice" in csv.text
 

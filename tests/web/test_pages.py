@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 from webfixtures import login, page_csrf, web  # noqa: F401  (web: the fixture)
 
@@ -20,6 +21,25 @@ def test_gvhd_form_grades_as_you_type(web):
         assert res.status_code == 200 and f"MAGIC grade {label}<" in res.text, (skin, bili, stool, res.text)
     bad = dm1.post("/patients/MST18/gvhd/grade", data={"csrf_token": token, "bilirubin": "lots"})
     assert "must be a number" in bad.text
+
+
+def test_a_saved_gvhd_form_stores_the_grade_its_organ_stages_raw_values_and_rule(web):
+    dm1 = login(web, "dm1")
+    token = page_csrf(dm1)
+    res = dm1.post("/patients/MST17/gvhd", data={"csrf_token": token, "date": "2016-02-01", "skin_bsa": "60",
+                                                 "bilirubin": "4", "stool_ml": "800"})  # fmt: skip
+    assert res.status_code == 303
+    stored = web.state.store.load()["assessments"]
+    mine = stored[(stored["patient_id"] == "MST17") & stored["item"].str.startswith("agvhd")].set_index("item")
+    # MAGIC: skin 60 % BSA -> stage 3; bilirubin 4 mg/dL -> liver stage 2; 800 mL/day -> lower GI stage 1; grade III (liver 2)
+    assert mine["value_text"].to_dict() == {"agvhd_grade": "3", "agvhd_skin_stage": "3", "agvhd_liver_stage": "2",
+                                            "agvhd_ugi_stage": "0", "agvhd_lgi_stage": "1"}  # fmt: skip
+    assert (mine["rule"].str.startswith("MAGIC 2016")).all()
+    assert json.loads(mine.loc["agvhd_grade", "inputs"]) == {"skin_bsa": 60.0, "bilirubin": 4.0, "upper_gi": False,
+                                                              "stool_ml": 800.0}  # fmt: skip
+    from allotrack.records.views import gvhd
+
+    assert gvhd(web.state.store.load(patient_id="MST17"))["grade"].tolist() == [3.0]  # what endpoints read
 
 
 def test_alerts_page_lists_follow_up_severe_gvhd_and_chimerism(web):
@@ -134,8 +154,13 @@ def test_crs_form_grades_as_you_type_and_saves(web):
     res = dm1.post("/patients/MST15/crs", data={"csrf_token": token, "date": "2018-01-20", "temperature_c": "38.9",
                                                 "oxygen_l_min": "4"})  # fmt: skip
     assert res.status_code == 303
-    crs = web.state.store.load()["crs"]
-    assert crs.loc[crs["patient_id"] == "MST15", "grade"].tolist() == [2]  # fever + low-flow oxygen
+    stored = web.state.store.load()["assessments"]
+    crs = stored[(stored["patient_id"] == "MST15") & (stored["item"] == "crs_grade")]
+    assert crs["value_text"].tolist() == ["2"]  # fever + low-flow oxygen
+    assert crs["rule"].str.startswith("ASTCT 2019").all()
+    assert json.loads(crs["inputs"].iloc[0]) == {"temperature_c": 38.9, "oxygen_l_min": 4.0, "hypotension": False,
+                                                 "vasopressors": 0, "high_flow": False,
+                                                 "positive_pressure": False}  # fmt: skip
 
 
 def test_cohort_dashboard_follows_the_chosen_grouping(web):

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from allotrack.records.store import METADATA, Store
+from allotrack.records.store import Store
 from allotrack.study.demo import demo_records
 from allotrack.web.app import create_app
 from allotrack.web.auth import add_user
@@ -27,9 +27,9 @@ USERS = {  # name: (role, centre)
 
 def _reset(url: str) -> None:
     engine = sa.create_engine(url)
-    METADATA.drop_all(engine)
-    with engine.begin() as conn:
-        conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
+    found = sa.MetaData()
+    found.reflect(engine)  # every table: today's, retired ones and alembic's
+    found.drop_all(engine)
     engine.dispose()
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from allotrack.endpoints.definitions import ENDPOINTS, Endpoint
+from allotrack.records import views
 from allotrack.records.dates import completed_years
 from allotrack.records.schema import EVENT_DATES, REMISSIONS, Records
 from allotrack.records.validate import validate_records
@@ -44,7 +45,7 @@ def _first(frame: pd.DataFrame, column: str, mask: pd.Series | None = None) -> p
 
 def _event_dates(t: Records, ids: pd.Index) -> dict[str, pd.Series]:
     """Per patient: the first date of every event kind and every origin (NaT when absent)."""
-    g, resp = t["gvhd"], t["responses"]
+    g, resp = views.gvhd(t), views.responses(t)
     out = {
         "diagnosis": t["patients"].set_index("patient_id")["diagnosis_date"],
         "randomization": t["patients"].set_index("patient_id")["randomization_date"],
@@ -129,10 +130,10 @@ def _covariates(t: Records, ids: pd.Index, dates: dict[str, pd.Series], early_de
     donor.loc[no_link] = fallback.loc[no_link]
     at_date = dates["first_infusion"].fillna(p["diagnosis_date"])
     donor_age = donor["age"].astype("Float64").fillna(completed_years(donor["birth_date"], at_date))
-    resp = t["responses"]
+    resp = views.responses(t)
     rank = resp["category"].map({c: i for i, c in enumerate(RESPONSE_ORDER)})
     best = resp.assign(rank=rank).sort_values("rank").drop_duplicates("patient_id").set_index("patient_id")["category"]
-    g = t["gvhd"]
+    g = views.gvhd(t)
     acute = g[g["kind"] == "acute"]
     max_agvhd = pd.to_numeric(acute["grade"]).groupby(acute["patient_id"]).max().reindex(ids).fillna(0)
     death_after_start = (dates["death"] - dates["first_course"]).dt.days

@@ -14,6 +14,7 @@ import pandas as pd
 
 from allotrack.clinical import recovery as rc
 from allotrack.errors import InputError
+from allotrack.records import views
 from allotrack.records.schema import Records
 
 
@@ -23,7 +24,7 @@ def recovery_per_course(records: Records, rule: str = "mst") -> pd.DataFrame:
         raise InputError(f"rule must be 'mst', 'neutrophil' or 'platelet', not {rule!r}", column="rule")
     courses = records["courses"].sort_values(["patient_id", "start_date"], kind="stable").copy()
     courses["next_start"] = courses.groupby("patient_id")["start_date"].shift(-1)
-    labs = records["labs"]
+    labs = views.counts(records, ("ANC", "PLT"))
     anc = labs[labs["analyte"] == "ANC"]
     plt = labs[labs["analyte"] == "PLT"]
     by_patient_anc = dict(tuple(anc.groupby("patient_id")))

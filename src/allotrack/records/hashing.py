@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from allotrack.records.schema import TABLES, Column
+from allotrack.records.schema import Column, table_spec
 
 
 def row_hashes(frame: pd.DataFrame, table: str) -> pd.Series:
@@ -24,7 +24,7 @@ def row_hashes(frame: pd.DataFrame, table: str) -> pd.Series:
 def hash_values(frame: pd.DataFrame, table: str, columns: tuple[str, ...] | None = None) -> np.ndarray:
     """The content hashes of :func:`row_hashes` as unsigned 64-bit integers (over ``columns`` when given, in the
     table's column order)."""
-    spec = TABLES[table]
+    spec = table_spec(table)
     chosen = [c for c in spec.columns if columns is None or c.name in columns]
     parts = {c.name: _as_text_categorical(frame, c) for c in chosen}
     return pd.util.hash_pandas_object(pd.DataFrame(parts, index=frame.index), index=False).to_numpy(dtype=np.uint64)
@@ -38,7 +38,7 @@ def content_and_key_values(frame: pd.DataFrame, table: str) -> tuple[np.ndarray,
         from pandas.core.util.hashing import combine_hash_arrays  # type: ignore[attr-defined]
     except ImportError:  # pragma: no cover
         return hash_values(frame, table), key_values(frame, table)
-    spec = TABLES[table]
+    spec = table_spec(table)
     columns = {c.name: pd.util.hash_pandas_object(pd.Series(_as_text_categorical(frame, c)), index=False)
                .to_numpy(dtype=np.uint64) for c in spec.columns}  # fmt: skip
     key_names = [c.name for c in spec.columns if c.name in spec.natural_key]
@@ -50,7 +50,7 @@ def content_and_key_values(frame: pd.DataFrame, table: str) -> tuple[np.ndarray,
 def key_values(frame: pd.DataFrame, table: str) -> np.ndarray:
     """Hash of each row's natural key (:attr:`allotrack.records.schema.Table.natural_key`), the same definition as
     the content hash restricted to the key columns; the store keeps it as ``key_hash`` under a unique index."""
-    return hash_values(frame, table, TABLES[table].natural_key)
+    return hash_values(frame, table, table_spec(table).natural_key)
 
 
 def hex_digits(hashes: np.ndarray) -> np.ndarray:

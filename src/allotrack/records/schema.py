@@ -61,10 +61,8 @@ COURSE_KINDS = ("induction", "consolidation", "conditioning", "maintenance", "sa
 RESPONSES = ("CR", "CRh", "CRi", "MLFS", "PR", "no response", "non-evaluable", "sCR", "VGPR", "MR", "SD", "PD")
 REMISSIONS = ("CR", "CRh", "CRi", "sCR")
 # (table, column) of every clinical event date other than diagnosis, death and last contact
-EVENT_DATES = (("courses", "start_date"), ("infusions", "date"), ("labs", "date"), ("chimerism", "date"),
-               ("gvhd", "date"), ("crs", "date"), ("responses", "date"), ("relapses", "date"),
-               ("adverse_events", "start_date"), ("observations", "date"), ("interventions", "start_date"),
-               ("assessments", "date"))  # fmt: skip
+EVENT_DATES = (("courses", "start_date"), ("infusions", "date"), ("relapses", "date"), ("adverse_events", "start_date"),
+               ("observations", "date"), ("interventions", "start_date"), ("assessments", "date"))  # fmt: skip
 ROUTES = ("iv", "sc", "oral", "intrathecal", "topical", "other")
 # the record kinds whose rows are described by the study's data dictionary (allotrack.records.dictionary), and the
 # column naming the dictionary item of each row
@@ -101,32 +99,6 @@ TABLES: Mapping[str, Table] = {
             Column("cd34_per_kg", "number", low=0), Column("cd3_per_kg", "number", low=0),
             Column("nk_per_kg", "number", low=0),
         ), "Cell infusions; doses per kg in the units the study states (e.g. CD34+ x10^6/kg)."),
-        Table("labs", None, (
-            _pid(), Column("date", "date", True),
-            Column("analyte", "choice", True, ("ANC", "PLT", "WBC", "HB", "BILI")),
-            Column("value", "number", True, low=0), Column("unit", "text", True),
-            Column("transfused", "bool"),
-        ), "Laboratory values (ANC and platelets in 10^9/L); one value per analyte and day.",
-          ("patient_id", "date", "analyte")),
-        Table("chimerism", None, (
-            _pid(), Column("date", "date", True), Column("donor_percent", "number", True, low=0, high=100),
-            Column("assay", "choice", True, ("STR", "qPCR", "XY-FISH", "NGS", "other")),
-            Column("lineage", "text"), Column("lod_percent", "number", low=0, high=100),
-            Column("below_lod", "bool"),
-        ), "Donor chimerism per assay, lineage and day.", ("patient_id", "date", "assay", "lineage")),
-        Table("gvhd", None, (
-            _pid(), Column("date", "date", True), Column("kind", "choice", True, ("acute", "chronic")),
-            Column("grade", "integer", low=0, high=4),
-            Column("severity", "choice", choices=("mild", "moderate", "severe")),
-            Column("systemic_therapy", "bool"),
-        ), "GVHD assessments (acute: MAGIC grade 0-4; chronic: NIH severity).",
-          ("patient_id", "date", "kind")),
-        Table("crs", None, (_pid(), Column("date", "date", True), Column("grade", "integer", True, low=0, high=5)),
-              "CRS grade (ASTCT) per day.", ("patient_id", "date")),
-        Table("responses", None, (
-            _pid(), Column("date", "date", True), Column("category", "choice", True, RESPONSES),
-            Column("mrd_negative", "bool"),
-        ), "Disease response assessments.", ("patient_id", "date")),
         Table("adverse_events", None, (
             _pid(), Column("start_date", "date", True), Column("term", "text", True), Column("soc", "text", True),
             Column("grade", "integer", low=1, high=5),
@@ -146,12 +118,14 @@ TABLES: Mapping[str, Table] = {
         Table("observations", None, (
             _pid(), Column("item", "text", True), Column("date", "date"), Column("study_day", "integer"),
             Column("visit", "text"), Column("value", "number"), Column("value_text", "text"), Column("unit", "text"),
-            Column("specimen", "text"), Column("lod", "number", low=0), Column("below_lod", "bool"),
-            Column("above_lod", "bool"), Column("reported", "text"),
-        ), "Findings in long format (labs, cytokines, immune subsets, M-protein, DSA MFI, chimerism %): one value of "
-           "one dictionary item per patient, day or visit and specimen; values are stored in the dictionary's unit "
-           "(``reported`` keeps a converted value as it was reported).",
-           ("patient_id", "item", "date", "visit", "specimen")),
+            Column("specimen", "text"), Column("method", "text"), Column("lod", "number", low=0),
+            Column("below_lod", "bool"), Column("above_lod", "bool"), Column("transfused", "bool"),
+            Column("reported", "text"),
+        ), "Findings in long format (blood counts, chemistry, cytokines, immune subsets, M-protein, DSA MFI, donor "
+           "chimerism %): one value of one dictionary item per patient, day or visit, specimen (or lineage) and "
+           "method (assay); values are stored in the dictionary's unit (``reported`` keeps a converted value as it "
+           "was reported); ``transfused`` marks a count taken after a transfusion (not evidence of recovery).",
+           ("patient_id", "item", "date", "visit", "specimen", "method")),
         Table("interventions", None, (
             _pid(), Column("agent", "text", True), Column("start_date", "date", True), Column("end_date", "date"),
             Column("dose", "number", low=0), Column("unit", "text"), Column("per_kg", "bool"),
@@ -189,6 +163,46 @@ TABLES: Mapping[str, Table] = {
 }  # fmt: skip
 
 
+# Tables of schema revisions 0001-0006, retired by migration 0007 (their rows are observations and assessments now;
+# see allotrack.records.retired): kept so that migrations can read, and importers convert, what was written then.
+RETIRED_TABLES: Mapping[str, Table] = {
+    t.name: t
+    for t in (
+        Table("labs", None, (
+            _pid(), Column("date", "date", True),
+            Column("analyte", "choice", True, ("ANC", "PLT", "WBC", "HB", "BILI")),
+            Column("value", "number", True, low=0), Column("unit", "text", True),
+            Column("transfused", "bool"),
+        ), "Laboratory values (ANC and platelets in 10^9/L); one value per analyte and day.",
+          ("patient_id", "date", "analyte")),
+        Table("chimerism", None, (
+            _pid(), Column("date", "date", True), Column("donor_percent", "number", True, low=0, high=100),
+            Column("assay", "choice", True, ("STR", "qPCR", "XY-FISH", "NGS", "other")),
+            Column("lineage", "text"), Column("lod_percent", "number", low=0, high=100),
+            Column("below_lod", "bool"),
+        ), "Donor chimerism per assay, lineage and day.", ("patient_id", "date", "assay", "lineage")),
+        Table("gvhd", None, (
+            _pid(), Column("date", "date", True), Column("kind", "choice", True, ("acute", "chronic")),
+            Column("grade", "integer", low=0, high=4),
+            Column("severity", "choice", choices=("mild", "moderate", "severe")),
+            Column("systemic_therapy", "bool"),
+        ), "GVHD assessments (acute: MAGIC grade 0-4; chronic: NIH severity).",
+          ("patient_id", "date", "kind")),
+        Table("crs", None, (_pid(), Column("date", "date", True), Column("grade", "integer", True, low=0, high=5)),
+              "CRS grade (ASTCT) per day.", ("patient_id", "date")),
+        Table("responses", None, (
+            _pid(), Column("date", "date", True), Column("category", "choice", True, RESPONSES),
+            Column("mrd_negative", "bool"),
+        ), "Disease response assessments.", ("patient_id", "date")),
+    )
+}  # fmt: skip
+
+
+def table_spec(name: str) -> Table:
+    """The definition of a record table, current or retired."""
+    return TABLES[name] if name in TABLES else RETIRED_TABLES[name]
+
+
 @dataclass(frozen=True)
 class Records:
     """A study's records: one DataFrame per table (missing tables are empty).
@@ -203,6 +217,12 @@ class Records:
     origins: Mapping[str, pd.DataFrame] = field(default_factory=dict)
     date_formats: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()  # what the importer noticed (empty sheets, header-only files)
+
+    def __post_init__(self) -> None:
+        unknown = set(self.tables) - set(TABLES)
+        if unknown:
+            hint = " (retired tables are read by Records.from_frames)" if unknown & set(RETIRED_TABLES) else ""
+            raise KeyError(f"unknown table(s) {sorted(unknown)}{hint}")
 
     def origin(self, table: str, row: int) -> tuple[str | None, int | None]:
         """(file, line) of a table's row (0-based position), or (None, None) for rows not read from a file."""
@@ -221,10 +241,20 @@ class Records:
 
     @classmethod
     def from_frames(cls, **frames: Any) -> Records:
-        unknown = set(frames) - set(TABLES)
+        """Records from data frames (or anything ``pd.DataFrame`` takes), one per table. Frames of the retired
+        tables (labs, chimerism, gvhd, crs, responses) are read as rows of their record kind
+        (:func:`allotrack.records.retired.to_kinds`; a column the retired table did not have is refused) and
+        appended to that kind's frame."""
+        from allotrack.records.retired import to_kinds_checked
+
+        unknown = set(frames) - set(TABLES) - set(RETIRED_TABLES)
         if unknown:
             raise KeyError(f"unknown table(s) {sorted(unknown)}")
-        return cls({k: v if isinstance(v, pd.DataFrame) else pd.DataFrame(v) for k, v in frames.items()})
+        tables = {k: v if isinstance(v, pd.DataFrame) else pd.DataFrame(v) for k, v in frames.items()}
+        for name in [n for n in tables if n in RETIRED_TABLES]:
+            kind, rows = to_kinds_checked(name, tables.pop(name), f"the {name} frame")
+            tables[kind] = pd.concat([tables[kind], rows], ignore_index=True) if kind in tables else rows
+        return cls(tables)
 
 
 @cache

@@ -6,7 +6,7 @@ package: there is no DM, TS or Define-XML, and the deviations are listed at the 
 Domains and sources
 -------------------
 
-**LB** (laboratory test results, a findings domain) from ``observations`` and the typed core's ``labs``:
+**LB** (laboratory test results, a findings domain) from ``observations``:
 
 =========  =====================================================  ==================================================
 Variable   SDTMIG meaning                                         allotrack source
@@ -15,23 +15,20 @@ STUDYID    Study Identifier                                       the ``study_id
 DOMAIN     Domain Abbreviation                                    ``"LB"``
 USUBJID    Unique Subject Identifier                              ``patient_id``
 LBSEQ      Sequence Number (unique within a subject)              1, 2, ... per subject, in date order (below)
-LBTESTCD   Lab Test or Examination Short Name (≤ 8 characters)    item code upper-cased (:func:`test_code`); labs:
-                                                                  the analyte (``ANC``, ``PLT``, ...)
-LBTEST     Lab Test or Examination Name                           the dictionary item's label (labs: the label of
-                                                                  the item named like the analyte, ``anc`` ...)
+LBTESTCD   Lab Test or Examination Short Name (≤ 8 characters)    item code upper-cased (:func:`test_code`)
+LBTEST     Lab Test or Examination Name                           the dictionary item's label
 LBORRES    Result or Finding in Original Units                    as reported: the number of ``reported`` when the
                                                                   value was converted on import, else the value
                                                                   (or the coded ``value_text``) as stored
 LBORRESU   Original Units                                         the unit of ``reported``, else the stored unit
 LBSTRESC   Character Result/Finding in Std Format                 the coded ``value_text``, else the stored number
                                                                   as text
-LBSTRESN   Numeric Result/Finding in Standard Units               the stored ``value`` (the dictionary's unit);
-                                                                  labs: converted to the dictionary item's unit
-LBSTRESU   Standard Units                                         the stored unit (the dictionary's unit; labs: the
-                                                                  item's unit when the value could be converted)
+LBSTRESN   Numeric Result/Finding in Standard Units               the stored ``value`` (the dictionary's unit)
+LBSTRESU   Standard Units                                         the stored unit (the dictionary's unit)
 LBSTAT     Completion Status                                      empty (no not-done records are stored)
 LBREASND   Reason Test Not Done                                   empty
 LBSPEC     Specimen Type                                          ``specimen``
+LBMETHOD   Method of Test or Examination                          ``method`` (the assay, e.g. qPCR chimerism)
 LBLLOQ     Lower Limit of Quantitation                            ``lod``, as stored
 VISIT      Visit Name                                             ``visit``
 LBDTC      Date/Time of Specimen Collection                       ``date`` (ISO 8601 date)
@@ -64,12 +61,12 @@ intervention's ``dose_level``), ``DONORID`` (an infusion's ``donor_id``) and ``M
 ``CD3DOSE``, ``NKDOSE`` (an infusion's cell doses, 10^6/kg).
 
 **RS** (disease response and clinical classification, a findings domain) from the ``assessments`` whose item is
-a response (its code contains ``response``: ``response_eln``, ``response_imwg``, ``gvhd_response`` ...) and the
-typed core's ``responses``: RSSEQ, RSTESTCD "Assessment Short Name" (as LBTESTCD; ``OVRLRESP`` for the typed
-``responses``), RSTEST "Assessment Name" (the item's label; ``Overall Response``), RSCAT "Category for
+a response (its code contains ``response``: ``response_eln``, ``response_imwg``, ``disease_response``,
+``gvhd_response`` ...): RSSEQ, RSTESTCD "Assessment Short Name" (as LBTESTCD), RSTEST "Assessment Name" (the
+item's label), RSCAT "Category for
 Assessment" (the assessment's ``rule``, the response criterion), RSORRES "Result or Finding in Original Units"
-(the label of the coded answer, as a case report form shows it; the typed ``category``), RSSTRESC "Character
-Result/Finding in Std Format" (the answer's code, e.g. ``VGPR``: the standard form; the typed ``category``),
+(the label of the coded answer, as a case report form shows it), RSSTRESC "Character
+Result/Finding in Std Format" (the answer's code, e.g. ``VGPR``: the standard form),
 VISIT, RSDTC "Date/Time of Assessment", RSDY "Study Day of Assessment" (``study_day``).
 
 **AE** (adverse events, an events domain) from ``adverse_events``: AESEQ, AETERM "Reported Term for the Adverse
@@ -79,8 +76,8 @@ CTCAE), AESTDTC "Start Date/Time of Adverse Event" (``start_date``).
 Sequence numbers
 ----------------
 --SEQ numbers a subject's records 1, 2, ... in date order; records without a date come after the dated ones; ties
-are ordered by test code (LB, RS), treatment (EX) or term (AE), then by source (observations before labs,
-interventions before infusions, assessments before responses) and the order of the records.
+are ordered by test code (LB, RS), treatment (EX) or term (AE), then by source (interventions
+before infusions) and the order of the records.
 
 Test codes
 ----------
@@ -105,7 +102,8 @@ Deviations from SDTM
 * All observations go to LB, including cytokines, immune subsets, chimerism and DSA MFI (a submission would put
   some in other findings domains such as IS).
 * ``lod`` (LBLLOQ) is exported as stored; the importer converts ``value`` to the dictionary's unit, not ``lod``.
-* Not exported: the labs' ``transfused`` flag, the responses' ``mrd_negative``, attributes, GVHD and CRS tables;
+* Not exported: observations' ``transfused`` flag, assessments' ``inputs``, attributes, graded assessments that
+  are not responses (GVHD, CRS);
   SUPPEX has no QORIG or QEVAL.
 """
 
@@ -129,7 +127,7 @@ __all__ = ["DOMAINS", "INFUSION_DOSE", "SOURCE_TABLES", "sdtm_domains", "test_co
 DOMAINS = ("LB", "EX", "SUPPEX", "RS", "AE")
 ALWAYS_WRITTEN = ("LB", "EX", "RS", "AE")
 # the tables the domains are built from (what to load from a store)
-SOURCE_TABLES = ("observations", "labs", "interventions", "infusions", "assessments", "responses", "adverse_events")
+SOURCE_TABLES = ("observations", "interventions", "infusions", "assessments", "adverse_events")
 ROUTES = {"iv": "INTRAVENOUS", "sc": "SUBCUTANEOUS", "oral": "ORAL", "intrathecal": "INTRATHECAL",
           "topical": "TOPICAL", "other": "OTHER"}  # fmt: skip
 # infusions: the per-kg cell dose that is EXDOSE, by product (others: mononuclear cells)
@@ -147,7 +145,7 @@ _LAST = np.iinfo(np.int64).max  # the sort key of a missing date: after every da
 
 COLUMNS = {
     "LB": ("DOMAIN", "USUBJID", "LBSEQ", "LBTESTCD", "LBTEST", "LBORRES", "LBORRESU", "LBSTRESC", "LBSTRESN",
-           "LBSTRESU", "LBSTAT", "LBREASND", "LBSPEC", "LBLLOQ", "VISIT", "LBDTC", "LBDY"),
+           "LBSTRESU", "LBSTAT", "LBREASND", "LBSPEC", "LBMETHOD", "LBLLOQ", "VISIT", "LBDTC", "LBDY"),
     "EX": ("DOMAIN", "USUBJID", "EXSEQ", "EXGRPID", "EXREFID", "EXTRT", "EXDOSE", "EXDOSU", "EXROUTE", "VISIT",
            "EXSTDTC", "EXENDTC"),
     "SUPPEX": ("RDOMAIN", "USUBJID", "IDVAR", "IDVARVAL", "QNAM", "QLABEL", "QVAL"),
@@ -374,22 +372,10 @@ def _lb(records: Records, dictionary: DataDictionary, study_id: str | None) -> p
             "LBTEST": _per_value(item, lambda c: labels.get(c, c)), "LBORRES": orres,
             "LBORRESU": _where(has_reported, rep_unit, stresu), "LBSTRESC": stresc,
             "LBSTRESN": np.where(censored, np.nan, value), "LBSTRESU": stresu,
-            "LBSPEC": _objects(obs["specimen"]), "LBLLOQ": lod, "VISIT": _objects(obs["visit"]),
+            "LBSPEC": _objects(obs["specimen"]), "LBMETHOD": _objects(obs["method"]), "LBLLOQ": lod,
+            "VISIT": _objects(obs["visit"]),
             "LBDTC": _iso_dates(obs["date"]), "LBDY": (_floats(obs["study_day"])),
         }, obs["date"], item))  # fmt: skip
-    labs = _table(records, "labs")
-    if len(labs):
-        analyte = _objects(labs["analyte"])
-        code = _per_value(analyte, lambda a: str(a).lower())
-        value = _floats(labs["value"])
-        given = _objects(labs["unit"])
-        standard, standard_unit = _lab_standard(code, value, given, dictionary)
-        parts.append(_Part({
-            "USUBJID": _objects(labs["patient_id"]), "LBTESTCD": _test_codes(code, "LB"),
-            "LBTEST": _per_value(code, lambda c: labels.get(c, str(c).upper())),
-            "LBORRES": _number_text(value), "LBORRESU": given, "LBSTRESC": _number_text(standard),
-            "LBSTRESN": standard, "LBSTRESU": _unit_text(standard_unit), "LBDTC": _iso_dates(labs["date"]),
-        }, labs["date"], code))  # fmt: skip
     return _assemble("LB", parts, study_id, "LBSEQ")
 
 
@@ -405,29 +391,6 @@ def _split_reported(reported: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
                       pa.nulls(len(pieces), pa.string()))  # fmt: skip
     return (np.asarray(number.to_numpy(zero_copy_only=False), dtype=object),
             np.asarray(unit.to_numpy(zero_copy_only=False), dtype=object))  # fmt: skip
-
-
-def _lab_standard(code: np.ndarray, value: np.ndarray, given: np.ndarray,
-                  dictionary: DataDictionary) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
-    """Typed-core lab values in the unit of the dictionary item named like the analyte, one factor per distinct
-    (analyte, unit); values whose unit cannot be converted (or whose analyte has no item) keep their own unit."""
-    from allotrack.records.units import conversion_factor
-
-    pairs = pd.DataFrame({"code": code, "unit": given}, dtype=object)
-    group = pairs.groupby(["code", "unit"], dropna=False, sort=False).ngroup().to_numpy()
-    first = pairs.drop_duplicates().reset_index(drop=True)  # in ngroup's order (first appearance)
-    factors = np.ones(len(first))
-    units = first["unit"].to_numpy(dtype=object).copy()
-    for k, (c, u) in enumerate(zip(first["code"], first["unit"], strict=True)):
-        item = dictionary.item(c) if c in dictionary else None
-        if item is None or item.unit is None or u is None or pd.isna(u):
-            continue
-        try:
-            factors[k] = conversion_factor(str(u), item.unit, item.molar_mass)
-        except InputError:
-            continue
-        units[k] = item.unit
-    return value * factors[group], units[group]
 
 
 def _ex(records: Records, dictionary: DataDictionary, study_id: str | None) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -524,15 +487,6 @@ def _rs(records: Records, dictionary: DataDictionary, study_id: str | None) -> p
             "RSORRES": answer_label, "RSSTRESC": code, "VISIT": _objects(ass["visit"]),
             "RSDTC": _iso_dates(ass["date"]), "RSDY": (_floats(ass["study_day"])),
         }, ass["date"], item))  # fmt: skip
-    resp = _table(records, "responses")
-    if len(resp):
-        n = len(resp)
-        category = _objects(resp["category"])
-        parts.append(_Part({
-            "USUBJID": _objects(resp["patient_id"]), "RSTESTCD": np.full(n, "OVRLRESP", dtype=object),
-            "RSTEST": np.full(n, "Overall Response", dtype=object), "RSORRES": category, "RSSTRESC": category,
-            "RSDTC": _iso_dates(resp["date"]),
-        }, resp["date"], np.full(n, "OVRLRESP", dtype=object)))  # fmt: skip
     return _assemble("RS", parts, study_id, "RSSEQ")
 
 

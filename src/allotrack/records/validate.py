@@ -318,8 +318,11 @@ def _chronology(t: dict[str, pd.DataFrame], patients: _PatientLookup) -> list[Pr
     for r in _rows(c["end_date"] < c["start_date"]):
         value = str(c["end_date"].iloc[r].date())
         problems.append(Problem("courses", r, "end_date", value, "course ends before it starts"))
-    resp, rel = t["responses"], t["relapses"]
+    rel = t["relapses"]
     if len(rel):
+        from allotrack.records.views import responses
+
+        resp = responses(Records(t))
         first_rem = resp[resp["category"].isin(REMISSIONS)].groupby("patient_id")["date"].min()
         rem = patients.dates("relapses", first_rem)
         relapse_kind = rel["kind"] != "progression"  # myeloma progression needs no remission (missing = relapse)

@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from allotrack.records import views
 from allotrack.records.dates import DAYS_PER_MONTH
-from allotrack.records.schema import Records
+from allotrack.records.schema import REMISSIONS, Records
 from allotrack.report.format import format_pvalue, format_ratio
 
 
@@ -78,7 +79,8 @@ def plot_swimmer(records: Records, unit: str = "months", scale: float = DAYS_PER
 
     marks(records["courses"], "start_date", marker="|", color="#1f4e79", s=40, label="Course start")
     marks(records["infusions"], "date", marker=".", color="#2e7d32", s=12, label="Donor cell infusion")
-    rem = records["responses"][records["responses"]["category"].isin(["CR", "CRh", "CRi", "sCR"])]
+    responses = views.responses(records)
+    rem = responses[responses["category"].isin(REMISSIONS)]
     marks(rem.sort_values("date").drop_duplicates("patient_id"), "date", marker="D", color="#f9a825", s=18,
           label="First remission")  # fmt: skip
     marks(records["relapses"], "date", marker="X", color="#c62828", s=28, label="Relapse")

@@ -17,6 +17,7 @@ import allotrack as at
 from allotrack.endpoints.definitions import ENDPOINTS
 from allotrack.endpoints.recovery import recovery_per_course
 from allotrack.endpoints.timevarying import counting_process
+from allotrack.records import views
 from allotrack.records.dates import DAYS_PER_UNIT, DAYS_PER_YEAR
 from allotrack.records.schema import Records
 from allotrack.report.clinical_figures import plot_chimerism, plot_forest, plot_swimmer
@@ -294,7 +295,7 @@ def adverse_events_section(ctx: Context, a: sp.SimpleAnalysis) -> Section:
 
 
 def chimerism_section(ctx: Context, a: sp.SimpleAnalysis) -> Section:
-    ch = ctx.records["chimerism"]
+    ch = views.chimerism(ctx.records)
     fig = plot_chimerism(ch, ctx.records["patients"][["patient_id", "diagnosis_date"]], unit=ctx.unit, scale=ctx.scale)
     summary = ch.groupby("patient_id")["donor_percent"].agg(["count", "median", "max"])
     rows = [{"Tests": int(summary["count"].sum()), "Patients": len(summary),

@@ -124,7 +124,7 @@ def demo_records(seed: int = SEED) -> Records:
     """The demo cohort as validated-ready records (see the module docstring)."""
     rng = np.random.default_rng(seed)
     t: dict[str, list[dict[str, object]]] = {name: [] for name in (
-        "patients", "donors", "courses", "infusions", "labs", "chimerism", "responses", "relapses", "deaths",
+        "patients", "donors", "courses", "infusions", "observations", "assessments", "relapses", "deaths",
         "follow_up", "adverse_events")}  # fmt: skip
     for i, plan in enumerate(COHORT, start=1):
         pid, did = f"MST{i:02d}", f"D{i:02d}"
@@ -160,11 +160,11 @@ def demo_records(seed: int = SEED) -> Records:
                                    "mnc_per_kg": round(float(rng.uniform(1.5, 3.5)), 2),
                                    "cd34_per_kg": round(float(rng.uniform(0.8, 2.8)), 2),
                                    "cd3_per_kg": round(float(rng.uniform(0.6, 1.6)), 2)})  # fmt: skip
-            _counts(t["labs"], rng, pid, at, start, infusion, last_day)
+            _counts(t["observations"], rng, pid, at, start, infusion, last_day)
             if k > 1:
-                t["chimerism"].append({"patient_id": pid, "date": at(start - 1), "assay": "qPCR",
-                                       "donor_percent": round(float(rng.uniform(0.01, 0.9)), 3),
-                                       "lineage": "peripheral blood", "lod_percent": 0.01})  # fmt: skip
+                t["observations"].append({"patient_id": pid, "item": "chimerism_pct", "date": at(start - 1),
+                                          "method": "qPCR", "value": round(float(rng.uniform(0.01, 0.9)), 3),
+                                          "unit": "%", "specimen": "peripheral blood", "lod": 0.01})  # fmt: skip
             if rng.random() < 0.55 and infusion + 6 < last_day:
                 t["adverse_events"].append({"patient_id": pid, "start_date": at(infusion + 5), "grade": 3,
                                             "term": "Febrile neutropenia",
@@ -174,9 +174,9 @@ def demo_records(seed: int = SEED) -> Records:
                                             "term": "Lung infection", "soc": "Infections and infestations",
                                             "grade": int(rng.choice([2, 3]))})  # fmt: skip
         if plan.cr:
-            t["responses"].append({"patient_id": pid, "date": at(33), "category": "CR"})
+            t["assessments"].append({"patient_id": pid, "item": "response_eln", "date": at(33), "value_text": "CR"})
         elif plan.death_day is None:
-            t["responses"].append({"patient_id": pid, "date": at(33), "category": "no response"})
+            t["assessments"].append({"patient_id": pid, "item": "response_eln", "date": at(33), "value_text": "NR"})
         if plan.relapse is not None:
             t["relapses"].append({"patient_id": pid, "date": at(_day(plan.relapse)), "kind": "hematologic"})
         if plan.follow_up is None:
@@ -203,7 +203,7 @@ def _counts(labs: list[dict[str, object]], rng: np.random.Generator, pid: str, a
         else:
             anc = rng.uniform(0.05, 0.45) if d < n_rec else 0.6 + 0.25 * (d - n_rec) + rng.uniform(0, 0.3)
             plt = rng.uniform(5, 18) if d < p_rec else 22 + 6 * (d - p_rec) + rng.uniform(0, 5)
-        labs.append({"patient_id": pid, "date": at(d), "analyte": "ANC", "value": round(max(anc, 0.01), 2),
-                     "unit": "10^9/L"})  # fmt: skip
-        labs.append({"patient_id": pid, "date": at(d), "analyte": "PLT", "value": round(max(plt, 1.0), 0),
-                     "unit": "10^9/L", "transfused": False})  # fmt: skip
+        labs.append({"patient_id": pid, "item": "anc", "date": at(d), "value": round(max(anc, 0.01), 2),
+                     "unit": "10*9/L"})  # fmt: skip
+        labs.append({"patient_id": pid, "item": "plt", "date": at(d), "value": round(max(plt, 1.0), 0),
+                     "unit": "10*9/L", "transfused": False})  # fmt: skip

@@ -21,6 +21,7 @@ import pandas as pd
 
 from allotrack.clinical.chimerism import mst_gvhd_alert
 from allotrack.endpoints.recovery import recovery_per_course
+from allotrack.records import views
 from allotrack.records.dates import DAYS_PER_MONTH
 from allotrack.records.schema import Records
 
@@ -48,7 +49,7 @@ def _symptoms(records: Records, pid: str, day: pd.Timestamp) -> list[str]:
     near = ae[(ae["patient_id"] == pid) & ((ae["start_date"] - day).abs() <= pd.Timedelta(days=3))]
     for term in near["term"].astype(str).str.lower():
         found.update(v for k, v in SYMPTOM_TERMS.items() if k in term)
-    g = records["gvhd"]
+    g = views.gvhd(records)
     if ((g["patient_id"] == pid) & ((g["date"] - day).abs() <= pd.Timedelta(days=3))
             & (pd.to_numeric(g["grade"]).fillna(0) >= 1)).any():  # fmt: skip
         found.add("rash")  # an acute GVHD assessment with organ involvement
@@ -58,7 +59,7 @@ def _symptoms(records: Records, pid: str, day: pd.Timestamp) -> list[str]:
 def chimerism_alerts(records: Records) -> list[Alert]:
     out = []
     inf = records["infusions"][["patient_id", "date"]].rename(columns={"date": "infusion"})
-    pairs = records["chimerism"].merge(inf, on="patient_id")
+    pairs = views.chimerism(records).merge(inf, on="patient_id")
     pairs = pairs.assign(days=(pairs["date"] - pairs["infusion"]).dt.days)
     pairs = pairs[(pairs["days"] >= 5) & (pairs["days"] <= 10) & (pairs["donor_percent"] > 1.0)]
     for row in _rows(pairs.drop_duplicates(["patient_id", "date"])):
@@ -70,7 +71,7 @@ def chimerism_alerts(records: Records) -> list[Alert]:
 
 
 def recovery_alerts(records: Records, today: date) -> list[Alert]:
-    if records["courses"].empty or records["labs"].empty:
+    if records["courses"].empty or views.counts(records, ("ANC",)).empty:
         return []
     rec = recovery_per_course(records, rule="neutrophil")
     starts = records["courses"].set_index("course_id")["start_date"]
@@ -89,7 +90,7 @@ def recovery_alerts(records: Records, today: date) -> list[Alert]:
 
 
 def gvhd_alerts(records: Records) -> list[Alert]:
-    g = records["gvhd"]
+    g = views.gvhd(records)
     severe = g[(g["kind"] == "acute") & (pd.to_numeric(g["grade"]) >= 3)]
     return [Alert(str(r["patient_id"]), "Severe acute GVHD", "high", pd.Timestamp(r["date"]).date(),
                   f"MAGIC grade {int(r['grade'])}") for r in _rows(severe)]  # fmt: skip

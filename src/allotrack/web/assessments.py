@@ -1,9 +1,14 @@
 """Bedside assessments entered on the web (forms and API alike): the raw values, validated once by the same
 pydantic models, and the grade computed from them — MAGIC acute GVHD (:func:`allotrack.clinical.gvhd.magic_stage`,
-:func:`~allotrack.clinical.gvhd.magic_grade`) and ASTCT CRS (:func:`allotrack.clinical.crs.astct_crs_grade`)."""
+:func:`~allotrack.clinical.gvhd.magic_grade`) and ASTCT CRS (:func:`allotrack.clinical.crs.astct_crs_grade`).
+
+Both are stored as ``assessments`` rows of the data dictionary's items: the overall grade (``agvhd_grade``,
+``crs_grade``) with the rule version in ``rule`` and the raw values as JSON in ``inputs``, and, for GVHD, one row
+per organ stage (``agvhd_skin_stage``, ``agvhd_liver_stage``, ``agvhd_ugi_stage``, ``agvhd_lgi_stage``)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -11,8 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from allotrack.clinical.crs import CrsGrade, astct_crs_grade
-from allotrack.clinical.gvhd import GvhdGrade, magic_grade, magic_stage
+from allotrack.clinical.crs import ASTCT, CrsGrade, astct_crs_grade
+from allotrack.clinical.gvhd import MAGIC, GvhdGrade, magic_grade, magic_stage
 from allotrack.errors import AllotrackError
 
 
@@ -61,22 +66,49 @@ def grade_crs(v: CrsValues) -> CrsGrade:
                            positive_pressure=v.positive_pressure)  # fmt: skip
 
 
+STAGE_ITEMS = {"skin": "agvhd_skin_stage", "liver": "agvhd_liver_stage", "upper_gi": "agvhd_ugi_stage",
+               "lower_gi": "agvhd_lgi_stage"}  # fmt: skip
+
+
+def gvhd_rows(values: GvhdValues, grade: GvhdGrade) -> list[dict[str, Any]]:
+    """The overall MAGIC grade (with the raw values) and each organ stage, as assessment rows."""
+    inputs = json.dumps(values.model_dump(), sort_keys=True)
+    rows = [{"item": "agvhd_grade", "value_text": str(grade.grade), "rule": MAGIC, "inputs": inputs}]
+    rows += [{"item": STAGE_ITEMS[organ], "value_text": str(stage), "rule": MAGIC}
+             for organ, stage in grade.stages.items() if organ in STAGE_ITEMS]  # fmt: skip
+    return rows
+
+
+def crs_rows(values: CrsValues, grade: CrsGrade) -> list[dict[str, Any]]:
+    """The ASTCT CRS grade with the bedside values, as an assessment row."""
+    return [{"item": "crs_grade", "value_text": str(grade.grade), "rule": ASTCT,
+             "inputs": json.dumps(values.model_dump(), sort_keys=True)}]  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Assessment:
-    """One kind of assessment: its table, its values, how it is graded and which record columns the grade fills."""
+    """One kind of assessment: its values, how it is graded and the assessment rows a graded form is stored as."""
 
-    table: str
     values: type[BaseModel]
     grade: Callable[[Any], Any]
-    record: Callable[[Any], dict[str, Any]]
+    rows: Callable[[Any, Any], list[dict[str, Any]]]
+    table: str = "assessments"
 
-    def from_form(self, form: Mapping[str, Any]) -> Any:
-        """Grade the values of an HTML form (blank fields take their defaults; unticked boxes are no)."""
+    def validated(self, form: Mapping[str, Any]) -> BaseModel:
+        """The values of an HTML form (blank fields take their defaults; unticked boxes are no)."""
         data = {k: v for k, v in form.items() if k in self.values.model_fields and v != ""}
         try:
-            return self.grade(self.values.model_validate(data))
+            return self.values.model_validate(data)
         except ValidationError as err:
             raise AllotrackError("; ".join(_message(e) for e in err.errors())) from None
+
+    def from_form(self, form: Mapping[str, Any]) -> Any:
+        """Grade the values of an HTML form."""
+        return self.grade(self.validated(form))
+
+    def records(self, patient_id: str, day: Any, values: BaseModel) -> list[dict[str, Any]]:
+        """The assessment rows of one graded form."""
+        return [{"patient_id": patient_id, "date": day, **row} for row in self.rows(values, self.grade(values))]
 
 
 def _message(error: Any) -> str:
@@ -86,7 +118,4 @@ def _message(error: Any) -> str:
     return f"'{field}': {error['msg']}"
 
 
-ASSESSMENTS = {
-    "gvhd": Assessment("gvhd", GvhdValues, grade_gvhd, lambda g: {"kind": "acute", "grade": g.grade}),
-    "crs": Assessment("crs", CrsValues, grade_crs, lambda g: {"grade": g.grade}),
-}
+ASSESSMENTS = {"gvhd": Assessment(GvhdValues, grade_gvhd, gvhd_rows), "crs": Assessment(CrsValues, grade_crs, crs_rows)}

@@ -65,46 +65,64 @@ def add_record(engine: sa.Engine, user: User, table: str, values: dict[str, Any]
                today: date | None = None) -> int:  # fmt: skip
     """Validate one new record against the patient's other records, insert it and audit it; returns its row id.
     Changes to locked study data need a reason."""
+    return add_records(engine, user, table, [values], reason, today)[0]
+
+
+def add_records(engine: sa.Engine, user: User, table: str, rows: list[dict[str, Any]], reason: str | None = None,
+                today: date | None = None) -> list[int]:  # fmt: skip
+    """Validate new records of one patient (e.g. a GVHD grade and its organ stages) against the patient's other
+    records and the store's data dictionary, insert them all or none, with an audit row each; returns their row
+    ids. Changes to locked study data need a reason."""
+    from allotrack.records.dictionary_store import stored_dictionary
+
     if not user.can_write:
         raise Forbidden("your role cannot change records")
     if table not in TABLES or table == "patients":
         raise Forbidden("records of this table are added by import")
-    patient_id = str(values.get("patient_id", ""))
+    patient_ids = {str(values.get("patient_id", "")) for values in rows}
+    if len(patient_ids) != 1:
+        raise ValidationError([Problem(table, None, "patient_id", None, "records added together are of one patient")])
+    patient_id = patient_ids.pop()
     existing = patient_records(engine, user, patient_id)  # NotFound for another centre's patient
     spec = TABLES[table]
-    row = {c.name: values.get(c.name) for c in spec.columns}
     frames = {n: existing[n] for n in TABLES}
-    frames[table] = pd.concat([frames[table], pd.DataFrame([row])], ignore_index=True)
+    first_new = len(frames[table])
+    frames[table] = pd.concat([frames[table], pd.DataFrame([{c.name: v.get(c.name) for c in spec.columns}
+                                                            for v in rows])], ignore_index=True)  # fmt: skip
     try:
-        typed = validate_records(Records(frames), today)
-    except ValidationError as err:  # only the new row's problems matter to the form (the rest was valid before)
-        new_row = len(frames[table]) - 1
-        mine = [p for p in err.problems if p.table == table and p.row in (new_row, None)] or err.problems
+        typed = validate_records(Records(frames), today, stored_dictionary(engine))
+    except ValidationError as err:  # only the new rows' problems matter to the form (the rest was valid before)
+        mine = [p for p in err.problems if p.table == table and (p.row is None or p.row >= first_new)] or err.problems
         raise ValidationError([Problem(p.table, None if p.table == table else p.row, p.column, p.value, p.rule)
                                for p in mine]) from None  # fmt: skip
-    new = typed[table].iloc[[len(frames[table]) - 1]].reset_index(drop=True)
+    new = typed[table].iloc[first_new:].reset_index(drop=True)
     content, key = content_and_key_values(new, table)
-    record_hash, key_hash = int(content.view(np.int64)[0]), int(key.view(np.int64)[0])
     t = METADATA.tables[table]
-    payload: dict[str, Any] = {str(c): (None if pd.isna(v) else (v.date() if isinstance(v, pd.Timestamp) else v))
-                               for c, v in new.iloc[0].items()}  # fmt: skip
+    row_ids = []
     with engine.begin() as conn:
         if is_locked(conn) and not reason:
             raise Forbidden("the study data are locked: give a reason for this change")
-        duplicate = conn.execute(sa.select(t.c.record_hash).where(t.c.key_hash == key_hash, t.c.deleted.is_(False),
-                                                                  *([t.c.patient_id == patient_id] if not
-                                                                    spec.global_key else []))).first()  # fmt: skip
-        if duplicate is not None:
-            rule = ("this record is already stored" if duplicate.record_hash == record_hash else
-                    f"a record with this {key_label(table)} is already stored; change or delete that one")  # fmt: skip
-            raise ValidationError([Problem(table, None, None, None, rule)])
-        result = conn.execute(t.insert().values(**payload, record_hash=record_hash, key_hash=key_hash,
-                                                centre_code=user.centre_code
-                                                or _patient_centre(conn, patient_id), created_by=user.username,
-                                                created_at=datetime.now(UTC), deleted=False))  # fmt: skip
-        row_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-        record_change(conn, user.username, "create", table, row_id, patient_id, user.centre_code, None, payload, reason)
-    return row_id
+        centre = user.centre_code or _patient_centre(conn, patient_id)
+        for position in range(len(new)):
+            record_hash, key_hash = int(content.view(np.int64)[position]), int(key.view(np.int64)[position])
+            payload: dict[str, Any] = {str(c): (None if pd.isna(v) else (v.date() if isinstance(v, pd.Timestamp)
+                                                                          else v))
+                                       for c, v in new.iloc[position].items()}  # fmt: skip
+            duplicate = conn.execute(sa.select(t.c.record_hash).where(
+                t.c.key_hash == key_hash, t.c.deleted.is_(False),
+                *([t.c.patient_id == patient_id] if not spec.global_key else []))).first()  # fmt: skip
+            if duplicate is not None:
+                rule = ("this record is already stored" if duplicate.record_hash == record_hash else
+                        f"a record with this {key_label(table)} is already stored; change or delete that one")
+                raise ValidationError([Problem(table, None, None, None, rule)])
+            result = conn.execute(t.insert().values(**payload, record_hash=record_hash, key_hash=key_hash,
+                                                    centre_code=centre, created_by=user.username,
+                                                    created_at=datetime.now(UTC), deleted=False))  # fmt: skip
+            row_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            record_change(conn, user.username, "create", table, row_id, patient_id, user.centre_code, None, payload,
+                          reason)  # fmt: skip
+            row_ids.append(row_id)
+    return row_ids
 
 
 def _patient_centre(conn: sa.Connection, patient_id: str) -> str | None:

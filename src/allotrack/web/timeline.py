@@ -14,13 +14,18 @@ import sqlalchemy as sa
 
 from allotrack.clinical.recovery import hematopoietic_recovery
 from allotrack.errors import AllotrackError
-from allotrack.records.schema import TABLES
+from allotrack.records.dictionary import DataDictionary
+from allotrack.records.dictionary_store import stored_dictionary
+from allotrack.records.schema import DICTIONARY_TABLES, TABLES
 from allotrack.records.store import METADATA
 from allotrack.web.auth import User
 from allotrack.web.data import NotFound, scope_conditions
 from allotrack.web.svg import line_chart
 
-SHOWN = ("courses", "infusions", "responses", "gvhd", "crs", "relapses", "deaths", "adverse_events", "follow_up")
+SHOWN = ("courses", "infusions", "interventions", "assessments", "observations", "relapses", "deaths", "adverse_events",
+         "follow_up")  # fmt: skip
+CHARTED = {"anc": "ANC", "plt": "PLT", "chimerism_pct": None}  # observations drawn as charts, not listed
+HIDDEN = {"inputs", "study_day"}  # columns not listed (raw assessment inputs stay in the record and the audit)
 
 
 @dataclass(frozen=True)
@@ -54,9 +59,30 @@ def _rows(conn: sa.Connection, name: str, patient_id: str, user: User) -> list[d
     return [dict(zip(cols, r, strict=True)) for r in conn.execute(q.order_by(t.c.row_id))]
 
 
+def _labelled(rows: list[dict[str, Any]], code_column: str, dictionary: DataDictionary) -> list[dict[str, Any]]:
+    """Rows of a dictionary-driven kind with the item's label for its code and a choice's label for its code, as
+    a case report form shows them."""
+    out = []
+    for r in rows:
+        code = r[code_column]
+        if code not in dictionary:
+            out.append(r)
+            continue
+        item = dictionary.item(code)
+        shown = {**r, code_column: item.label or code}
+        if r.get("value_text") is not None and item.choices:
+            try:
+                shown["value_text"] = item.choice_label(str(r["value_text"]))
+            except KeyError:
+                pass
+        out.append(shown)
+    return out
+
+
 def patient_timeline(engine: sa.Engine, user: User, patient_id: str) -> Timeline:
     with engine.connect() as conn:
-        data = {name: _rows(conn, name, patient_id, user) for name in ("patients", "labs", "chimerism", *SHOWN)}
+        data = {name: _rows(conn, name, patient_id, user) for name in ("patients", *SHOWN)}
+        dictionary = stored_dictionary(conn)
     if not data["patients"]:
         raise NotFound("no such patient in your data access group")
     patient = data["patients"][0]
@@ -67,19 +93,25 @@ def patient_timeline(engine: sa.Engine, user: User, patient_id: str) -> Timeline
         d = _as_date(v)
         return float((d - origin).days) if d is not None else float("nan")
 
-    labs = sorted(data["labs"], key=lambda r: str(r["date"]))
+    dated = sorted((r for r in data["observations"] if r["date"] is not None), key=lambda r: str(r["date"]))
+    labs = [{**r, "analyte": CHARTED[r["item"]]} for r in dated if r["item"] in ("anc", "plt")]
     series: dict[str, tuple[Sequence[float], Sequence[float]]] = {
         a: ([day(r["date"]) for r in labs if r["analyte"] == a], [float(r["value"]) for r in labs if r["analyte"] == a])
         for a in ("ANC", "PLT")}  # fmt: skip
     bands = _recovery_bands(data["courses"], labs, day)
     counts = line_chart(series, log_y=True, bands=bands, hlines=[(0.5, "ANC 0.5"), (20, "PLT 20")],
                         x_label="Days since diagnosis", y_label="×10⁹/L")  # fmt: skip
-    ch = sorted(data["chimerism"], key=lambda r: str(r["date"]))
-    lods = [float(r["lod_percent"]) for r in ch if r["lod_percent"] is not None]
-    chim = line_chart({"Donor %": ([day(r["date"]) for r in ch], [float(r["donor_percent"]) for r in ch])},
+    ch = [r for r in dated if r["item"] == "chimerism_pct" and r["value"] is not None]
+    lods = [float(r["lod"]) for r in ch if r["lod"] is not None]
+    chim = line_chart({"Donor %": ([day(r["date"]) for r in ch], [float(r["value"]) for r in ch])},
                       log_y=True, hlines=[(min(lods), "limit of detection")] if lods else [],
                       x_label="Days since diagnosis", y_label="Donor chimerism (%)")  # fmt: skip
-    tables = {name: [{k: _cell(v) for k, v in r.items() if k != "patient_id"} for r in data[name]] for name in SHOWN}
+    data["observations"] = [r for r in data["observations"] if r["item"] not in CHARTED]
+    for name, code_column in DICTIONARY_TABLES.items():
+        if name in data:
+            data[name] = _labelled(data[name], code_column, dictionary)
+    tables = {name: [{k: _cell(v) for k, v in r.items() if k != "patient_id" and k not in HIDDEN} for r in data[name]]
+              for name in SHOWN}  # fmt: skip
     return Timeline({k: _cell(v) for k, v in patient.items()}, tables, counts, chim)
 
 

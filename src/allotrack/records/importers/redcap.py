@@ -16,7 +16,8 @@ import pandas as pd
 from allotrack.errors import InputError
 from allotrack.records.importers.files import SourceTable, read_source
 from allotrack.records.importers.tabular import ImportMapping, load_mapping
-from allotrack.records.schema import TABLES, Records
+from allotrack.records.retired import to_kinds_checked
+from allotrack.records.schema import RETIRED_TABLES, TABLES, Records
 
 _META = ("redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance", "redcap_data_access_group")
 
@@ -61,7 +62,7 @@ def read_redcap(
         cols = [f for f in fields if f in data.columns and f != id_field]
         if not cols:
             continue
-        if table not in TABLES:
+        if table not in TABLES and table not in RETIRED_TABLES:
             raise InputError(f"REDCap form '{form}' is not a record table; map it in the mapping's [tables] section",
                              table=str(form))  # fmt: skip
         rows = data if repeat is None else data[(repeat.fillna("") == form) | (repeat.fillna("") == "")]
@@ -71,6 +72,8 @@ def read_redcap(
         for column, codes in m.recode.get(table, {}).items():
             if column in frame.columns:
                 frame[column] = frame[column].map(lambda v, codes=codes: codes.get(v, v))
+        if table in RETIRED_TABLES:
+            table, frame = to_kinds_checked(table, frame, records_source.label)
         origin = pd.DataFrame({"file": pd.Categorical([records_source.label] * len(frame)),
                                "line": lines[frame.index.to_numpy()]})  # fmt: skip
         frames[table] = pd.concat([frames[table], frame], ignore_index=True) if table in frames else frame

@@ -50,7 +50,9 @@ from allotrack.errors import InputError
 from allotrack.records.dictionary import DataDictionary, default_dictionary
 from allotrack.records.importers.files import read_source
 from allotrack.records.importers.wide import WideLayout, reshape_wide
-from allotrack.records.schema import TABLES, Records
+from allotrack.records.retired import KIND_OF_RETIRED
+from allotrack.records.retired import to_kinds_checked as retired_to_kinds
+from allotrack.records.schema import RETIRED_TABLES, TABLES, Records, table_spec
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,7 @@ class ImportMapping:
 
     def date_format_of(self, table: str) -> dict[str, str]:
         """Date formats of one table's date columns (column, table and file-wide settings resolved)."""
-        return {c.name: f for c in TABLES[table].columns if c.kind == "date"
+        return {c.name: f for c in table_spec(table).columns if c.kind == "date"
                 and (f := self.date_formats.get(table, {}).get(c.name) or self.date_formats.get(table, {}).get("*")
                      or self.date_formats.get("*", {}).get("*"))}  # fmt: skip
 
@@ -92,12 +94,12 @@ def load_mapping(path: str | Path | None) -> ImportMapping:
     if "date_format" in raw:
         formats["*"] = {"*": _format(raw.pop("date_format"), "date_format")}
     for target in tables.values():
-        if target not in TABLES:
+        if target not in TABLES and target not in RETIRED_TABLES:
             raise InputError(f"mapping sends a source to unknown table {target!r}; tables are {list(TABLES)}",
                              table="mapping")  # fmt: skip
     rename, recode = {}, {}
     for table, spec in raw.items():
-        if table not in TABLES or not isinstance(spec, dict):
+        if (table not in TABLES and table not in RETIRED_TABLES) or not isinstance(spec, dict):
             raise InputError(f"mapping section [{table}] is not a table; tables are {list(TABLES)}", table="mapping")
         unknown = set(spec) - _TABLE_KEYS
         if unknown:
@@ -108,7 +110,7 @@ def load_mapping(path: str | Path | None) -> ImportMapping:
         table_formats = {str(c): _format(f, f"{table}.date_formats.{c}")
                          for c, f in spec.get("date_formats", {}).items()}  # fmt: skip
         for column in table_formats:
-            if column not in {c.name for c in TABLES[table].columns if c.kind == "date"}:
+            if column not in {c.name for c in table_spec(table).columns if c.kind == "date"}:
                 raise InputError(f"mapping [{table}.date_formats] names {column!r}, which is not a date column",
                                  table="mapping")  # fmt: skip
         if "date_format" in spec:
@@ -158,7 +160,7 @@ def read_tables(paths: Sequence[str | Path], mapping: ImportMapping | str | Path
                     origins.setdefault(name, []).append(where[name])
                 continue
             table = m.tables.get(source.name, source.name)
-            if table not in TABLES:
+            if table not in TABLES and table not in RETIRED_TABLES:
                 raise InputError(
                     f"'{source.name}' in {path.name} is not a record table (tables: {list(TABLES)}); "
                     "rename it or map it in the [tables] section of a mapping file",
@@ -168,10 +170,17 @@ def read_tables(paths: Sequence[str | Path], mapping: ImportMapping | str | Path
             for column, codes in m.recode.get(table, {}).items():
                 if column in frame.columns:
                     frame[column] = frame[column].map(lambda v, codes=codes: codes.get(v, v))
+            if table in RETIRED_TABLES:
+                retired, (table, frame) = table, retired_to_kinds(table, frame, source.label)
+                warnings.append(f"{source.label}: the {retired} table is retired; its {len(frame)} row(s) were read "
+                                f"as {table}")  # fmt: skip
             frames.setdefault(table, []).append(frame)
             origins.setdefault(table, []).append(pd.DataFrame({
                 "file": pd.Categorical([source.label] * len(frame)), "line": source.lines}))  # fmt: skip
     tables = {t: f[0] if len(f) == 1 else pd.concat(f, ignore_index=True) for t, f in frames.items()}
     where = {t: o[0] if len(o) == 1 else pd.concat(o, ignore_index=True) for t, o in origins.items()}
     formats = {t: f for t in TABLES if (f := m.date_format_of(t))}
+    for old, kind in KIND_OF_RETIRED.items():  # a retired table's date format is its rows' kind's
+        if old_format := m.date_format_of(old):
+            formats[kind] = {**formats.get(kind, {}), **old_format}
     return Records(tables, where, formats, tuple(warnings))

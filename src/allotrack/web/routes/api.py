@@ -12,10 +12,10 @@ from pydantic import BaseModel, Field
 
 from allotrack.web.alerts import all_alerts
 from allotrack.web.app import CsrfRejected, LoginRefused, current_user, sign_in
-from allotrack.web.assessments import CrsIn, GvhdIn, grade_crs, grade_gvhd
+from allotrack.web.assessments import ASSESSMENTS, CrsIn, CrsValues, GvhdIn, GvhdValues, grade_crs, grade_gvhd
 from allotrack.web.audit import patient_audit
 from allotrack.web.auth import User, issue_token
-from allotrack.web.data import Forbidden, add_record, list_patients, patient_records, scoped_records, soft_delete
+from allotrack.web.data import Forbidden, add_records, list_patients, patient_records, scoped_records, soft_delete
 from allotrack.web.security import csrf_ok
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -103,8 +103,8 @@ def add_gvhd(request: Request, patient_id: str, body: GvhdIn, user: UserDep) -> 
     """An acute GVHD assessment from raw organ values; the MAGIC stages and grade are computed and stored."""
     _changes_allowed(request)
     grade = grade_gvhd(body)
-    row_id = add_record(request.app.state.store.engine, user, "gvhd", {"patient_id": patient_id,
-                        "date": body.date.isoformat(), "kind": "acute", "grade": grade.grade}, reason=body.reason)
+    rows = ASSESSMENTS["gvhd"].records(patient_id, body.date.isoformat(), GvhdValues.model_validate(body.model_dump()))
+    row_id = add_records(request.app.state.store.engine, user, "assessments", rows, reason=body.reason)[0]
     return GvhdOut(row_id=row_id, grade=grade.grade, label=grade.label, stages=dict(grade.stages))
 
 
@@ -119,8 +119,8 @@ def add_crs(request: Request, patient_id: str, body: CrsIn, user: UserDep) -> Cr
     """A CRS assessment from bedside values; the ASTCT grade is computed and stored."""
     _changes_allowed(request)
     grade = grade_crs(body)
-    row_id = add_record(request.app.state.store.engine, user, "crs", {"patient_id": patient_id,
-                        "date": body.date.isoformat(), "grade": grade.grade}, reason=body.reason)  # fmt: skip
+    rows = ASSESSMENTS["crs"].records(patient_id, body.date.isoformat(), CrsValues.model_validate(body.model_dump()))
+    row_id = add_records(request.app.state.store.engine, user, "assessments", rows, reason=body.reason)[0]
     return CrsOut(row_id=row_id, grade=grade.grade, reason=grade.reason)
 
 

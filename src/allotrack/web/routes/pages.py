@@ -24,7 +24,7 @@ from allotrack.web.assessments import ASSESSMENTS, Assessment
 from allotrack.web.audit import patient_audit, set_lock
 from allotrack.web.auth import User
 from allotrack.web.dashboard import GROUPINGS, dashboard_figures
-from allotrack.web.data import Forbidden, NotFound, add_record, list_patients, patient_records, scoped_records
+from allotrack.web.data import Forbidden, NotFound, add_records, list_patients, patient_records, scoped_records
 from allotrack.web.security import csrf_ok
 from allotrack.web.studies import get_plan, list_plans, save_plan
 from allotrack.web.timeline import patient_timeline
@@ -118,8 +118,8 @@ async def assessment_add(request: Request, patient_id: str, kind: str, user: Use
     spec = _assessment(kind)
     form = dict(await request.form())
     _check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
-    values = {"patient_id": patient_id, "date": form.get("date"), **spec.record(spec.from_form(form))}
-    add_record(request.app.state.store.engine, user, spec.table, values, reason=str(form.get("reason") or "") or None)
+    rows = spec.records(patient_id, str(form.get("date") or ""), spec.validated(form))
+    add_records(request.app.state.store.engine, user, spec.table, rows, reason=str(form.get("reason") or "") or None)
     return RedirectResponse(f"/patients/{patient_id}", status_code=303)
 
 

@@ -47,10 +47,10 @@ CURRENT_ROWS: dict[str, Any] = {"sqlite_where": sa.text("deleted = 0"), "postgre
 def _key_hashes(bind: sa.Connection, table: str) -> pd.DataFrame:
     """row_id, deleted and key_hash (signed 64-bit) of every row of a table."""
     from allotrack.records.hashing import key_values
-    from allotrack.records.schema import TABLES
+    from allotrack.records.schema import table_spec
     from allotrack.records.tables import typed_frame
 
-    spec = TABLES[table]
+    spec = table_spec(table)
     names = [c.name for c in spec.columns]
     rows = bind.execute(sa.text(f"SELECT row_id, deleted, {', '.join(names)} FROM {table} ORDER BY row_id")).all()
     frame = pd.DataFrame([tuple(r) for r in rows], columns=["row_id", "deleted", *names], dtype=object)
