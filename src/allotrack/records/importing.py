@@ -45,7 +45,7 @@ from allotrack.records.hashing import content_and_key_values
 from allotrack.records.schema import TABLES, Records
 from allotrack.records.tables import AUDIT_LOG, METADATA, STUDY_LOCK, typed_frame
 from allotrack.records.validate import Problem, ValidationError, check_tables, key_label, type_tables
-from allotrack.records.validate_items import check_items
+from allotrack.records.validate_items import check_conditions, check_items
 
 IMPORT_LOCK_KEY = 0x616C6C6F74726B  # PostgreSQL advisory lock taken by every import ("allotrk")
 STORE_COLUMNS = ("row_id", "record_hash", "key_hash", "centre_code")
@@ -107,7 +107,8 @@ def import_records(engine: Engine, records: Records, user: str = "import", centr
     ``dry_run``, only report). Observations, interventions, assessments and attributes are checked against the
     store's data dictionary (or ``dictionary``) and stored in its units. See the module documentation."""
     typed_in, problems = type_tables(records)
-    items = check_items(typed_in, dictionary or stored_dictionary(engine))
+    dictionary = dictionary or stored_dictionary(engine)
+    items = check_items(typed_in, dictionary)
     typed_in = items.tables
     problems.extend(items.problems)
     incoming = {name: _Incoming.of(name, frame) for name, frame in typed_in.items() if len(frame)}
@@ -122,7 +123,10 @@ def import_records(engine: Engine, records: Records, user: str = "import", centr
         combined, where = _combined(incoming, plans, stored, touched)
         for p in check_tables(combined, keys=False):
             problems.append(where.locate(p))
-        warnings = [*records.warnings, *items.warnings, *(w for plan in plans.values() for w in plan.warnings)]
+        conditions = check_conditions(combined, dictionary)
+        problems.extend(where.locate(p) for p in conditions.problems)
+        warnings = [*records.warnings, *items.warnings, *conditions.warnings,
+                    *(w for plan in plans.values() for w in plan.warnings)]
         changes = [c for plan in plans.values() for c in plan.changes]
         if changes and not reason and not dry_run:
             problems.append(Problem("import", None, None, None, "corrections of stored records need a reason"))

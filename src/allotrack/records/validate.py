@@ -261,13 +261,14 @@ def validate_records(records: Records, today: date | None = None, dictionary: Da
     bundled one, converting their values to its units); return the records with typed columns, or raise
     :class:`ValidationError` listing every problem."""
     from allotrack.records.dictionary import default_dictionary
-    from allotrack.records.validate_items import check_items
+    from allotrack.records.validate_items import check_conditions, check_items
 
     clean, problems = type_tables(records)
     items = check_items(clean, dictionary or default_dictionary())
     clean = items.tables
     problems.extend(items.problems)
     problems.extend(check_tables(clean, today))
+    problems.extend(check_conditions(clean, dictionary or default_dictionary()).problems)
     if problems:
         raise ValidationError([p.located(records) for p in problems])
     return Records(clean)

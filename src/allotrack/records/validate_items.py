@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -204,3 +205,84 @@ def _check_choices(table: str, frame: pd.DataFrame, rows: np.ndarray, item: Item
             problems.append(Problem(table, int(rows[i]), "value_text", t, f"must be one of the choices of "
                                     f"'{item.code}': {sorted(codes)}"))  # fmt: skip
     frame.loc[frame.index[rows], "value_text"] = out
+
+
+def check_conditions(tables: dict[str, pd.DataFrame], dictionary: DataDictionary) -> ItemCheck:
+    """Branching logic and required attributes, across rows (run on the records being checked together with the
+    stored records of the same patients):
+
+    - a row of an item with a ``condition`` (REDCap branching logic, :mod:`allotrack.records.branching`) is
+      refused when the condition is false for its patient — evaluated on the patient's attributes and, for an
+      observation or assessment, on the values of the same table for the same patient and day (or visit);
+    - a required attribute must be recorded for every patient whose condition (if any) holds.
+
+    A condition outside the supported subset is not checked and says so in a warning."""
+    from allotrack.records.branching import UnsupportedLogic, holds, parse
+
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    attributes = _patient_values(tables.get("attributes"), ("patient_id",))
+    for item in dictionary:
+        if item.condition is None and not (item.required and item.kind == "attribute"):
+            continue
+        try:
+            tree = parse(item.condition) if item.condition is not None else None
+        except UnsupportedLogic as err:
+            warnings.append(f"the condition of item '{item.code}' was not checked: {err}")
+            continue
+        table = next((t for t, k in KIND_OF_TABLE.items() if k == item.kind), None)
+        frame = tables.get(table) if table is not None else None
+        if tree is not None and table is not None and frame is not None and len(frame):
+            code_column = DICTIONARY_TABLES[table]
+            rows = np.flatnonzero((frame[code_column] == item.code).to_numpy(dtype=bool))
+            if len(rows):
+                same_day = _same_day_values(frame, table, rows)
+                for r in rows:
+                    pid = frame["patient_id"].iloc[r]
+                    values = {**attributes.get((pid,), {}), **same_day.get(int(r), {})}
+                    if not holds(tree, values):
+                        problems.append(Problem(table, int(r), code_column, item.code, f"item '{item.code}' is "
+                                                f"recorded only when {item.condition} (branching logic), which is "
+                                                "not so for this patient"))  # fmt: skip
+        if item.required and item.kind == "attribute":
+            patients = tables.get("patients")
+            if patients is None:
+                continue
+            for position, pid in enumerate(patients["patient_id"].tolist()):
+                values = attributes.get((pid,), {})
+                if item.code not in values and (tree is None or holds(tree, values)):
+                    problems.append(Problem("patients", position, None, None, f"required attribute '{item.code}' is "
+                                            "missing for this patient"))  # fmt: skip
+    return ItemCheck(tables, problems, warnings)
+
+
+def _value_of(value: Any, text: Any) -> Any:
+    """The coded text, else the number, else None."""
+    if isinstance(text, str):
+        return text
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else value
+
+
+def _patient_values(frame: pd.DataFrame | None, by: tuple[str, ...]) -> dict[tuple[object, ...], dict[str, object]]:
+    """Item values grouped by ``by`` columns (e.g. per patient), the coded text or else the number."""
+    out: dict[tuple[object, ...], dict[str, object]] = {}
+    if frame is None or not len(frame):
+        return out
+    keys = zip(*(frame[c].tolist() for c in by), strict=True)
+    for key, item, value, text in zip(keys, frame["item"].tolist(), frame["value"].tolist(),
+                                      frame["value_text"].tolist(), strict=True):  # fmt: skip
+        out.setdefault(tuple(key), {})[str(item)] = _value_of(value, text)
+    return out
+
+
+def _same_day_values(frame: pd.DataFrame, table: str, rows: np.ndarray) -> dict[int, dict[str, object]]:
+    """For each of ``rows``: the values of the same table recorded for its patient on its day (or visit)."""
+    if table not in ("observations", "assessments"):
+        return {}
+    context = frame["date"].astype(object).where(frame["date"].notna(), frame["visit"])
+    keyed = frame.assign(_context=context)
+    wanted = set(zip(keyed["patient_id"].iloc[rows].tolist(), keyed["_context"].iloc[rows].tolist(), strict=True))
+    mask = pd.Series(list(zip(keyed["patient_id"].tolist(), keyed["_context"].tolist(), strict=True)),
+                     index=frame.index).isin(wanted).to_numpy()  # fmt: skip
+    values = _patient_values(keyed[mask], ("patient_id", "_context"))
+    return {int(r): values.get((keyed["patient_id"].iloc[r], keyed["_context"].iloc[r]), {}) for r in rows}
