@@ -483,7 +483,8 @@ def export_deidentified(
         _fail(f"cannot read the secret file {secret_file}: {err.strerror or type(err).__name__}", "Export refused:")
     except UnicodeDecodeError:
         _fail(f"the secret file {secret_file} is not UTF-8 text", "Export refused:")
-    result = deidentify(_open_store(db).load(), secret=secret)
+    store = _open_store(db)
+    result = deidentify(store.load(), secret=secret, dictionary=store.dictionary())
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, frame in result.records.tables.items():
         write_csv(frame, out_dir / f"{name}.csv")

@@ -59,3 +59,25 @@ def test_ages_above_89_are_grouped():
                                                date(1960, 1, 1)])  # fmt: skip
     out = deidentify(Records({**recs.tables, "patients": pats}), secret="another-long-secret-123")
     assert list(out.records["patients"]["age_at_diagnosis"]) == ["90+", 88, 70, 80, 60]
+
+
+def test_deidentified_dictionary_kinds_shift_date_items_and_drop_free_text():
+    """A date item's value moves with the patient's other dates; a text item's value and an assessment's raw
+    inputs (which may hold anything typed at the bedside) are dropped; coded and numeric values stay."""
+    from allotrack.records.dictionary import Item, default_dictionary
+
+    dictionary = default_dictionary().with_items(
+        Item("prior_hct_date", "Date of the prior transplant", "date", "attribute"),
+        Item("comment", "Comment", "text", "attribute"))  # fmt: skip
+    attributes = pd.DataFrame({"patient_id": ["p1", "p1", "p1"], "item": ["prior_hct_date", "comment", "cd20_status"],
+                               "value_text": ["2019-05-01", "seen by Dr Smith", "positive"]})  # fmt: skip
+    assessments = history()["assessments"].assign(inputs='{"note": "bed 12"}')
+    recs = validate_records(Records({**history().tables, "attributes": attributes, "assessments": assessments}),
+                            today=TODAY, dictionary=dictionary)  # fmt: skip
+    out = deidentify(recs, secret="a-long-enough-secret-key", dictionary=dictionary)
+    shift = out.key.set_index("patient_id").loc["p1", "shift_days"]
+    values = out.records["attributes"].set_index("item")["value_text"]
+    assert values["prior_hct_date"] == (pd.Timestamp("2019-05-01") + pd.Timedelta(days=int(shift))).strftime("%Y-%m-%d")
+    assert values["comment"] is None and values["cd20_status"] == "positive"
+    assert "inputs" not in out.records["assessments"].columns
+    assert out.records["assessments"]["value_text"].tolist() == recs["assessments"]["value_text"].tolist()

@@ -6,7 +6,8 @@
   caller's secret, within ±``max_shift_days``): intervals between a patient's events — every endpoint — are
   unchanged, calendar dates are not disclosed.
 * Birth dates are dropped; ages above 89 become "90+" (and the age of a 90+ patient is not recoverable from a
-  date). Free-text fields (cause of death, regimen) are dropped.
+  date). Free-text fields (cause of death, regimen, text items of the data dictionary, assessments' raw inputs)
+  are dropped; date items of the dictionary are shifted with the patient's other dates.
 
 Note: shifted dates are not HIPAA Safe Harbor's "year only" rule; they suit an expert-determination or limited
 data set release. The key table (returned separately) must stay with the data custodian.
@@ -18,14 +19,19 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from allotrack.errors import InputError
 from allotrack.records.dates import completed_years
-from allotrack.records.schema import TABLES, Records
+from allotrack.records.schema import DICTIONARY_TABLES, TABLES, Records
 
-FREE_TEXT = {"deaths": ["cause"], "courses": ["regimen"], "patients": ["birth_date"], "donors": ["birth_date"]}
+if TYPE_CHECKING:
+    from allotrack.records.dictionary import DataDictionary
+
+FREE_TEXT = {"deaths": ["cause"], "courses": ["regimen"], "patients": ["birth_date"], "donors": ["birth_date"],
+             "assessments": ["inputs"]}  # fmt: skip
 ID_COLUMNS = ("patient_id", "donor_id", "course_id", "infusion_id")
 
 
@@ -40,8 +46,14 @@ def _shift(secret: bytes, patient_id: str, max_shift_days: int) -> int:
     return int.from_bytes(digest[:8], "big") % (2 * max_shift_days + 1) - max_shift_days
 
 
-def deidentify(records: Records, secret: str, max_shift_days: int = 182) -> Deidentified:
-    """A de-identified copy of validated records and the private key table."""
+def deidentify(records: Records, secret: str, max_shift_days: int = 182,
+               dictionary: DataDictionary | None = None) -> Deidentified:  # fmt: skip
+    """A de-identified copy of validated records and the private key table. In the dictionary-driven kinds
+    (``dictionary``: allotrack's bundled one unless given) a date item's value is shifted like every other date of
+    its patient, a text item's value is dropped (free text), and an assessment's raw ``inputs`` are dropped."""
+    from allotrack.records.dictionary import default_dictionary
+
+    dictionary = dictionary or default_dictionary()
     if len(secret) < 16:
         raise InputError("the date-shift secret must have at least 16 characters", column="secret")
     key_bytes = secret.encode()
@@ -64,6 +76,8 @@ def deidentify(records: Records, secret: str, max_shift_days: int = 182) -> Deid
         for c in spec.columns:
             if c.kind == "date" and c.name in frame.columns:
                 frame[c.name] = pd.to_datetime(frame[c.name]) + offset
+        if name in DICTIONARY_TABLES and "value_text" in frame.columns:
+            frame["value_text"] = _item_text(frame, DICTIONARY_TABLES[name], offset, dictionary)
         if name == "patients":
             given = (
                 frame["age_at_diagnosis"]
@@ -83,3 +97,15 @@ def deidentify(records: Records, secret: str, max_shift_days: int = 182) -> Deid
     key = pd.DataFrame({"patient_id": list(codes), "study_code": list(codes.values()),
                         "shift_days": [shifts[p] for p in codes]})  # fmt: skip
     return Deidentified(Records(out), key)
+
+
+def _item_text(frame: pd.DataFrame, code_column: str, offset: pd.Series, dictionary: DataDictionary) -> pd.Series:
+    """``value_text`` with date items shifted by the patient's offset and text items dropped; codes stay."""
+    text = frame["value_text"].astype(object).copy()
+    kinds = frame[code_column].map(lambda c: dictionary.item(c).type if c in dictionary else "text")
+    dates = (kinds == "date").to_numpy()
+    if dates.any():
+        shifted = pd.to_datetime(text[dates], errors="coerce", format="%Y-%m-%d") + offset[dates]
+        text[dates] = shifted.dt.strftime("%Y-%m-%d").where(shifted.notna(), None)
+    text[(kinds == "text").to_numpy()] = None
+    return text
