@@ -46,6 +46,7 @@ __all__ = ["API_TOKENS", "AUDIT_COLUMNS", "AUDIT_LOG", "METADATA", "STUDY_LOCK",
 
 DEFAULT_URL = "sqlite:///allotrack.db"
 SQLITE_BUSY_SECONDS = 60  # how long a writer waits for another import's lock before giving up
+SQLITE_SORT_THREADS = min(4, os.cpu_count() or 1)  # helper threads SQLite may use to sort (an import's index rebuild)
 
 
 def database_url(url: str | None = None) -> str:
@@ -75,22 +76,38 @@ def load_records(engine: Engine, centre: str | None = None, patient_id: str | No
             if arrow is not None:
                 columns = [arrow[name].column(c).to_numpy(zero_copy_only=False) for c in names]
             else:
-                rows = conn.execute(queries[name]).cursor.fetchall()  # raw tuples; bound parameters
-                columns = [np.array(c, dtype=object) for c in zip(*rows, strict=True)] if rows else [
-                    np.array([], dtype=object) for _ in names]  # fmt: skip
+                columns = _fetch_columns(conn, queries[name], names)
             frame = pd.DataFrame({n: pd.Series(c, dtype=object if c.dtype == object else None)
                                   for n, c in zip(names, columns, strict=True)})  # fmt: skip
             out[name] = typed_frame(frame, spec)  # object columns stay object: no Arrow re-inference
     return Records(out)
 
 
+def _fetch_columns(conn: sa.Connection, query: sa.Select[Any], names: list[str]) -> list[np.ndarray]:
+    """The query's columns as object arrays through the DB-API cursor's plain tuples. Columns that are NULL in
+    every selected row are found first (one aggregate pass) and not fetched: the long record kinds have many
+    optional columns, and building ten million tuples of mostly None is most of the cost of a load."""
+    probe = query.with_only_columns(*[sa.func.max(sa.case((c.is_(None), 0), else_=1)) for c in
+                                      query.selected_columns]).order_by(None)  # fmt: skip
+    filled = [bool(v) for v in conn.execute(probe).one()]
+    kept = [c for c, f in zip(query.selected_columns, filled, strict=True) if f]
+    if not kept:
+        n = conn.execute(query.with_only_columns(sa.func.count()).order_by(None)).scalar_one()
+        return [np.full(n, None, dtype=object) for _ in names]
+    rows = conn.execute(query.with_only_columns(*kept)).cursor.fetchall()  # raw tuples; bound parameters
+    fetched = iter(zip(*rows, strict=True)) if rows else iter([() for _ in kept])
+    n = len(rows)
+    return [np.array(next(fetched), dtype=object) if f else np.full(n, None, dtype=object) for f in filled]
+
+
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     """WAL journal (readers do not block the writer), NORMAL sync (safe with WAL), a 256 MB page cache for large
-    imports; and the driver's own transaction handling off, so that the ``begin`` listener opens every
-    transaction (DDL included) — the SQLAlchemy recipe for pysqlite's transactions."""
+    imports, helper threads for SQLite's sorter (index builds); and the driver's own transaction handling off, so
+    that the ``begin`` listener opens every transaction (DDL included) — the SQLAlchemy recipe for pysqlite's
+    transactions."""
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-262144",
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "cache_size=-262144", f"threads={SQLITE_SORT_THREADS}",
                    f"busy_timeout={SQLITE_BUSY_SECONDS * 1000}"):  # fmt: skip
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()

@@ -200,6 +200,9 @@ def type_tables(records: Records) -> tuple[dict[str, pd.DataFrame], list[Problem
             continue
         typed = {}
         for col in spec.columns:
+            if col.name not in frame.columns and not col.required:  # absent optional column: typed and empty
+                typed[col.name] = _missing(col, frame.index)
+                continue
             raw = frame[col.name] if col.name in frame.columns else pd.Series([None] * len(frame), dtype="object")
             if col.name not in frame.columns and col.required and len(frame):
                 problems.append(Problem(name, None, col.name, None, "required column is missing"))
@@ -208,6 +211,17 @@ def type_tables(records: Records) -> tuple[dict[str, pd.DataFrame], list[Problem
             typed[col.name] = _check_column(name, col, raw, problems, formats.get(col.name))
         clean[name] = pd.DataFrame(typed, index=frame.index)
     return clean, problems
+
+
+def _missing(col: Column, index: pd.Index) -> pd.Series:
+    """A column of missing values typed as :func:`_check_column` types it."""
+    if col.kind == "date":
+        return pd.Series(pd.NaT, index=index, dtype="datetime64[ns]")
+    if col.kind in ("number", "integer"):
+        return pd.Series(np.nan, index=index, dtype="float64")
+    if col.kind == "bool":
+        return pd.Series(pd.NA, index=index, dtype="boolean")
+    return pd.Series(None, index=index, dtype=object)
 
 
 def key_label(table: str) -> str:
