@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from functools import lru_cache
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -25,7 +26,13 @@ def stored_dictionary(bind: Engine | Connection) -> DataDictionary:
             row = conn.execute(query).first()
     else:
         row = bind.execute(query).first()
-    return default_dictionary() if row is None else DataDictionary.from_toml(row.content, source="stored dictionary")
+    return default_dictionary() if row is None else _parsed(row.content)
+
+
+@lru_cache(maxsize=8)
+def _parsed(content: str) -> DataDictionary:
+    """A saved version parsed once (web pages and imports read the dictionary in force on every request)."""
+    return DataDictionary.from_toml(content, source="stored dictionary")
 
 
 def items_in_use(conn: Connection) -> dict[str, set[str]]:
