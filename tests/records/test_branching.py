@@ -123,11 +123,17 @@ def test_a_required_attribute_is_required_where_its_condition_holds():
         "patients, row 1: required attribute 'prior_allo_hct' is missing for this patient"]
 
 
-def test_logic_outside_the_subset_is_not_checked_and_said(store):  # noqa: F811
-    store.save_dictionary(_dictionary(rituximab="datediff([a], [b], 'd') > 7"), user="dm", reason="test")
-    report = store.import_records(_with(interventions=_rituximab("p1")))
-    assert report.added["interventions"] == 1
-    assert any("the condition of item 'rituximab' was not checked" in w for w in report.warnings)
+def test_logic_outside_the_subset_is_said_and_a_store_will_not_save_it(store):  # noqa: F811
+    from allotrack.errors import InputError
+    from allotrack.records.validate import type_tables
+    from allotrack.records.validate_items import check_conditions
+
+    dictionary = _dictionary(rituximab="datediff([a], [b], 'd') > 7")
+    typed, _ = type_tables(_with(interventions=_rituximab("p1")))
+    (warning,) = check_conditions(typed, dictionary).warnings
+    assert warning.startswith("the condition of item 'rituximab' was not checked: cannot read \"datediff(")
+    with pytest.raises(InputError, match="the condition of 'rituximab' cannot be checked"):
+        store.save_dictionary(dictionary, user="dm", reason="test")
 
 
 def test_stored_values_satisfy_a_condition_of_a_later_import(store):  # noqa: F811

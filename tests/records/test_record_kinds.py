@@ -71,7 +71,9 @@ def test_items_of_another_kind_ranges_units_choices_and_dates(store):
     })  # fmt: skip
     found = _problems(store, _with(observations=obs))
     assert "observations, row 1, column 'item' (value 'agvhd_grade'): item 'agvhd_grade' is an assessment in the " \
-           "data dictionary, not an observation" in found
+           "data dictionary, not an observation (give its rows in the assessments table, or set its kind: kind = " \
+           "\"observation\" in the TOML dictionary, @ALLOTRACK-KIND=observation in a REDCap dictionary's Field " \
+           "Annotation)" in found
     assert "observations, row 2, column 'value' (value -1.0): item 'anc' must be ≥ 0 10*9/L" in found
     assert any(p.startswith("observations, row 3, column 'unit' (value 'mg'): cannot be converted to the dictionary's "
                             "unit mg/dL for 'bili'") for p in found)  # fmt: skip
@@ -80,11 +82,12 @@ def test_items_of_another_kind_ranges_units_choices_and_dates(store):
                         "visit": ["week 4", "day 56"], "value_text": ["complete response", "cured"]})  # fmt: skip
     found = _problems(store, _with(assessments=ass))
     assert found == ["assessments, row 2, column 'value_text' (value 'cured'): must be one of the choices of "
-                     "'gvhd_response': ['CR', 'NR', 'PR', 'PROG']"]  # fmt: skip
+                     "'gvhd_response': ['CR', 'NR', 'PR', 'PROG'] (or their labels)"]  # fmt: skip
 
 
 def test_an_implausible_value_is_kept_with_a_warning(store):
-    obs = pd.DataFrame({"patient_id": ["p1"], "item": ["anc"], "date": ["2020-02-01"], "value": [150.0]})
+    obs = pd.DataFrame({"patient_id": ["p1"], "item": ["anc"], "date": ["2020-02-01"], "value": [150.0],
+                        "unit": ["10^9/L"]})  # fmt: skip
     report = store.import_records(_with(observations=obs))
     assert report.warnings == ["observations: 1 value(s) of 'anc' outside the plausible range –100 10*9/L (kept; "
                                "check them)"]  # fmt: skip
@@ -144,6 +147,61 @@ def test_a_new_dictionary_item_needs_no_code_change_and_stranding_is_refused(sto
                       str(len(default_dictionary()) + 1) + "}")]  # fmt: skip
 
 
+def test_a_unit_that_cannot_be_converted_names_only_its_own_rows(store):
+    """Haemoglobin in mmol/L needs a molar mass the dictionary does not give; the g/L row beside it converts."""
+    obs = pd.DataFrame({"patient_id": ["p1", "p1", "p2"], "item": "hb",
+                        "date": ["2020-02-01", "2020-02-02", "2020-02-01"], "value": [5.0, 95.0, 9.1],
+                        "unit": ["mmol/L", "g/L", None]})  # fmt: skip
+    found = _problems(store, _with(observations=obs))
+    assert len(found) == 1 and found[0].startswith("observations, row 1, column 'unit' (value 'mmol/L'): cannot be "
+                                                   "converted to the dictionary's unit g/dL for 'hb'")  # fmt: skip
+    report = store.import_records(_with(observations=obs.iloc[1:]))
+    assert store.load(tables=["observations"])["observations"].sort_values("value")["value"].tolist() == [9.1, 9.5]
+    assert report.warnings == ["observations: 1 value(s) of 'hb' have no unit and were taken to be in the "
+                               "dictionary's unit g/dL (give the unit if they are not)"]  # fmt: skip
+
+
+def test_choice_labels_in_any_case_numbers_in_the_wrong_column_and_converted_values_out_of_range(store):
+    rows = pd.DataFrame({"patient_id": ["p1", "p1", "p3"], "item": ["cgvhd_severity", "agvhd_grade", "bili"],
+                         "date": ["2020-06-01", "2020-06-02", "2020-02-01"], "value_text": ["Mild", None, None],
+                         "value": [None, 2.0, 2.5], "unit": [None, None, "mmol/L"]})  # fmt: skip
+    assessments, observations = rows.iloc[:2].drop(columns="unit"), rows.iloc[[2]].drop(columns="value_text")
+    found = _problems(store, _with(assessments=assessments, observations=observations))
+    # 2.5 mmol/L bilirubin is 146.2 mg/dL (584.66 g/mol): out of range, and the message says what was typed
+    assert found[0].startswith("observations, row 1, column 'value' (value 146.16")
+    assert found[0].endswith("): item 'bili' must be ≤ 100 mg/dL (reported as 2.5 mmol/L)")
+    assert found[1:] == ["assessments, row 2, column 'value_text' (value 2.0): item 'agvhd_grade' is a choice: give "
+                         "its code in 'value_text', not a number in 'value'"]  # fmt: skip
+    report = store.import_records(_with(assessments=assessments.iloc[[0]]))
+    assert report.added["assessments"] >= 1
+    stored = store.load(tables=["assessments"])["assessments"]
+    assert stored.loc[stored["item"] == "cgvhd_severity", "value_text"].tolist() == ["mild"]
+
+
+def test_a_dictionary_change_is_checked_against_the_stored_records(store):
+    import dataclasses
+
+    store.import_records(_with(observations=pd.DataFrame({"patient_id": ["p1"], "item": ["bili"],
+                                                          "date": ["2020-02-01"], "value": [1.1]})))  # fmt: skip
+    base = store.dictionary()
+
+    def refused(*items: Item) -> str:
+        with pytest.raises(InputError) as info:
+            store.save_dictionary(base.with_items(*items), user="dm", reason="test")
+        return str(info.value)
+
+    bili = base.item("bili")
+    assert "'bili' is used by stored observations: its unit cannot change from mg/dL to umol/L" in refused(
+        dataclasses.replace(bili, unit="umol/L"))
+    assert "the condition of 'bili' cannot be checked (cannot read" in refused(
+        dataclasses.replace(bili, condition="[hb] = 'x"))
+    assert "names 'cd20_stat', which the dictionary does not have" in refused(
+        dataclasses.replace(bili, condition="[cd20_stat] = 'positive'"))
+    assert "1 stored record(s) break the new condition or requirement of 'bili'" in refused(
+        dataclasses.replace(bili, condition="[cd20_status] = 'positive'"))
+    assert store.dictionary() == base  # nothing was saved
+
+
 def test_dictionary_commands(tmp_path):
     url = f"sqlite:///{tmp_path / 'd.db'}"
     runner = CliRunner()
@@ -175,3 +233,22 @@ def test_template_writes_every_table_and_the_demo_example_imports(tmp_path):
     assert store.import_records(read_tables(examples)).added["patients"] == 29
     empty = store.import_records(read_tables(sorted((tmp_path / "t").glob("*.csv"))))
     assert empty.added == {} and len(empty.warnings) == len(TABLES)  # header-only files: one warning each
+
+
+def test_chronology_of_interventions_and_enrolments_and_raw_inputs_are_checked(store):
+    interventions = pd.DataFrame({"patient_id": ["p1"], "agent": ["methylprednisolone"], "start_date": ["2020-02-10"],
+                                  "end_date": ["2020-02-01"], "dose": [2.0], "unit": ["mg/kg"], "per_kg": [True]})
+    enrolments = pd.DataFrame({"patient_id": ["p2", "p4"], "study": "RCT", "enrolment_date": ["2020-01-10",
+                               "2020-04-15"], "randomisation_date": ["2020-01-05", "2020-04-16"]})  # fmt: skip
+    assessments = pd.DataFrame({"patient_id": ["p3"], "item": ["crs_grade"], "date": ["2020-02-01"],
+                                "value_text": ["1"], "inputs": ["{temperature: 38.5"]})  # fmt: skip
+    found = _problems(store, _with(interventions=interventions, enrolments=enrolments, assessments=assessments))
+    assert sorted(found) == sorted([
+        "interventions, row 1, column 'end_date' (value '2020-02-01'): intervention ends before it starts",
+        "enrolments, row 1, column 'randomisation_date' (value '2020-01-05'): randomised before enrolment",
+        "enrolments, row 2, column 'enrolment_date' (value '2020-04-15'): after the patient's death",  # p4 died d90
+        "enrolments, row 2, column 'randomisation_date' (value '2020-04-16'): after the patient's death",
+        "follow_up, row 4, column 'last_contact_date' (value '2020-03-31'): last contact before the patient's latest "
+        "dated record",  # the enrolment after death is p4's latest dated record
+        'assessments, row 1, column \'inputs\': not a JSON object (raw inputs are written as {"name": value, ...}, '
+        'e.g. {"skin_bsa": 30})'])  # fmt: skip

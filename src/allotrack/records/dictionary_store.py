@@ -6,6 +6,7 @@ kind or type, while stored records use it (that would strand them)."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import UTC, datetime
 from functools import lru_cache
 
@@ -47,7 +48,15 @@ def items_in_use(conn: Connection) -> dict[str, set[str]]:
 
 def save_dictionary(engine: Engine, dictionary: DataDictionary, user: str, reason: str | None = None) -> int:
     """Save a new version of the store's dictionary (audited); returns its id. Refused, naming every item, when
-    stored records use an item the new version drops or re-kinds or re-types."""
+    stored records use an item the new version drops, re-kinds, re-types or gives another unit (stored values
+    would be read in the wrong unit), when a condition is outside the branching logic allotrack checks
+    (:mod:`allotrack.records.branching`) or names an item the dictionary lacks, and when stored records break a
+    new or changed condition."""
+    problems = _condition_problems(dictionary)
+    if not problems:
+        problems = _stored_rows_breaking(engine, dictionary)
+    if problems:
+        raise InputError("the dictionary was not saved: " + "; ".join(problems), table="data dictionary")
     with engine.begin() as conn:
         current = stored_dictionary(conn)
         problems = []
@@ -60,6 +69,9 @@ def save_dictionary(engine: Engine, dictionary: DataDictionary, user: str, reaso
                 if old is not None and (old.kind, old.type) != (new.kind, new.type):
                     problems.append(f"'{code}' is used by stored {table}: its kind/type cannot change from "
                                     f"{old.kind}/{old.type} to {new.kind}/{new.type}")  # fmt: skip
+                elif old is not None and old.unit != new.unit:
+                    problems.append(f"'{code}' is used by stored {table}: its unit cannot change from {old.unit} "
+                                    f"to {new.unit} (the stored values are in {old.unit})")  # fmt: skip
         if problems:
             raise InputError("the dictionary was not saved: " + "; ".join(problems), table="data dictionary")
         now = datetime.now(UTC)
@@ -72,3 +84,48 @@ def save_dictionary(engine: Engine, dictionary: DataDictionary, user: str, reaso
                                                new_values=json.dumps({"added": added, "items": len(dictionary)}),
                                                reason=reason))  # fmt: skip
         return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def _condition_problems(dictionary: DataDictionary) -> list[str]:
+    """Conditions allotrack cannot check, or that name an item the dictionary lacks."""
+    from allotrack.records.branching import UnsupportedLogic, items_of, parse
+
+    out = []
+    for item in dictionary:
+        if item.condition is None:
+            continue
+        try:
+            unknown = sorted(items_of(parse(item.condition)) - set(dictionary.codes))
+        except UnsupportedLogic as err:
+            out.append(f"the condition of '{item.code}' cannot be checked ({err}); allotrack reads [item] = 'value' "
+                       "comparisons (=, <>, !=, <, <=, >, >=) joined by and / or with parentheses")  # fmt: skip
+            continue
+        if unknown:
+            out.append(f"the condition of '{item.code}' ({item.condition}) names {', '.join(map(repr, unknown))}, "
+                       "which the dictionary does not have")  # fmt: skip
+    return out
+
+
+def _stored_rows_breaking(engine: Engine, dictionary: DataDictionary) -> list[str]:
+    """Stored rows that a new or changed condition (or a newly required attribute) would refuse."""
+    from allotrack.records.store import load_records
+    from allotrack.records.validate_items import KIND_OF_TABLE, check_conditions
+
+    current = stored_dictionary(engine)
+    changed = [item for item in dictionary if (item.condition is not None or item.required) and (
+        item.code not in current or (current.item(item.code).condition, current.item(item.code).required)
+        != (item.condition, item.required))]  # fmt: skip
+    if not changed:
+        return []
+    kinds = {t for t, k in KIND_OF_TABLE.items() if any(item.kind == k for item in changed)}
+    records = load_records(engine, tables={"patients", "attributes", *kinds})
+    tables = {name: records[name] for name in ("patients", "attributes", *kinds)}
+    found = check_conditions(tables, dictionary, only={item.code for item in changed}).problems
+    counts = Counter(_item_of(p.rule) for p in found)
+    return [f"{n} stored record(s) break the new condition or requirement of '{code}' (correct them first, or "
+            "change the condition)" for code, n in sorted(counts.items())]  # fmt: skip
+
+
+def _item_of(rule: str) -> str:
+    """The item a condition problem names (its rule starts "item 'x'" or "required attribute 'x'")."""
+    return rule.split("'")[1]

@@ -62,7 +62,8 @@ RESPONSES = ("CR", "CRh", "CRi", "MLFS", "PR", "no response", "non-evaluable", "
 REMISSIONS = ("CR", "CRh", "CRi", "sCR")
 # (table, column) of every clinical event date other than diagnosis, death and last contact
 EVENT_DATES = (("courses", "start_date"), ("infusions", "date"), ("relapses", "date"), ("adverse_events", "start_date"),
-               ("observations", "date"), ("interventions", "start_date"), ("assessments", "date"))  # fmt: skip
+               ("observations", "date"), ("interventions", "start_date"), ("assessments", "date"),
+               ("enrolments", "enrolment_date"), ("enrolments", "randomisation_date"))  # fmt: skip
 ROUTES = ("iv", "sc", "oral", "intrathecal", "topical", "other")
 # the record kinds whose rows are described by the study's data dictionary (allotrack.records.dictionary), and the
 # column naming the dictionary item of each row

@@ -6,8 +6,9 @@ frame its row (1 = the first row), and one with a stored record that record's ta
 Rules: unknown columns; required values; types (dates, numbers, integers, yes/no, allowed values) and ranges;
 dates are ISO 8601 (``YYYY-MM-DD``) unless the mapping file names the column's format — nothing is guessed;
 duplicate natural keys; references to unknown patients, or to donors and courses of another patient; dates in the
-future; and chronology — death before diagnosis, a course, infusion or assessment after death, a course ending
-before it starts, relapse before the first remission, last contact before the latest dated record.
+future; and chronology — death before diagnosis, a course, infusion, observation, intervention, assessment or
+enrolment after death, a course or intervention ending before it starts, randomisation before enrolment, relapse
+before the first remission, last contact before the latest dated record.
 """
 
 from __future__ import annotations
@@ -329,10 +330,15 @@ def _chronology(t: dict[str, pd.DataFrame], patients: _PatientLookup) -> list[Pr
             problems.append(Problem(table, r, col, str(frame[col].iloc[r].date()), "after the patient's death"))
         for r in _rows(frame[col] < patients.dates(table, diag) - pd.Timedelta(days=365)):
             problems.append(Problem(table, r, col, str(frame[col].iloc[r].date()), "more than a year before diagnosis"))
-    c = t["courses"]
-    for r in _rows(c["end_date"] < c["start_date"]):
-        value = str(c["end_date"].iloc[r].date())
-        problems.append(Problem("courses", r, "end_date", value, "course ends before it starts"))
+    for table, what in (("courses", "course"), ("interventions", "intervention")):
+        c = t[table]
+        for r in _rows(c["end_date"] < c["start_date"]):
+            value = str(c["end_date"].iloc[r].date())
+            problems.append(Problem(table, r, "end_date", value, f"{what} ends before it starts"))
+    e = t["enrolments"]
+    for r in _rows(e["randomisation_date"] < e["enrolment_date"]):
+        value = str(e["randomisation_date"].iloc[r].date())
+        problems.append(Problem("enrolments", r, "randomisation_date", value, "randomised before enrolment"))
     rel = t["relapses"]
     if len(rel):
         from allotrack.records.views import responses

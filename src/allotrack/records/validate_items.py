@@ -8,11 +8,13 @@ data dictionary decides a field's validation:
 - a number or integer item needs a number in ``value`` (``dose`` for interventions) — or, for an observation, a
   below/above-limit-of-detection flag — and is checked against the allowed range (an error) and the plausible
   range (a warning, with the number of rows);
-- values given in another unit are converted to the dictionary's unit (:func:`allotrack.records.units.convert`,
-  one factor per distinct unit); the value as reported is kept in ``reported``; a missing unit means the
-  dictionary's unit;
-- a choice item needs one of its codes in ``value_text`` (a choice label is accepted and stored as its code); a
-  yes/no item is stored as ``value`` 1 or 0; a text item keeps ``value_text``; a date item needs an ISO date;
+- values given in another unit are converted to the dictionary's unit (one factor per distinct unit,
+  :func:`allotrack.records.units.conversion_factor`; a unit that cannot be converted names only its own rows);
+  the value as reported is kept in ``reported``; a missing unit means the dictionary's unit (with a warning
+  unless the unit is % or 1);
+- a choice item needs one of its codes in ``value_text`` (a choice label, in any case, is accepted and stored as
+  its code); a yes/no item is stored as ``value`` 1 or 0; a text item keeps ``value_text``; a date item needs an
+  ISO date;
 - an observation or assessment needs a date or a visit label.
 
 Identifier values are never echoed; every problem names the table, row, column, value and rule.
@@ -21,6 +23,7 @@ Identifier values are never echoed; every problem names the table, row, column, 
 from __future__ import annotations
 
 import difflib
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,12 +65,33 @@ def check_items(clean: dict[str, pd.DataFrame], dictionary: DataDictionary) -> I
             item = _item(dictionary, table, code_column, str(code), rows, problems)
             if item is not None:
                 _check_rows(table, frame, rows, item, problems, warnings)
+        if table == "assessments":
+            problems.extend(_bad_inputs(frame))
         if table in ("observations", "assessments"):
             undated = frame["date"].isna() & frame["visit"].isna()
             problems.extend(Problem(table, int(r), "date", None, "a date or a visit label is required")
                             for r in np.flatnonzero(undated.to_numpy()))  # fmt: skip
         out[table] = frame
     return ItemCheck(out, problems, warnings)
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def _bad_inputs(frame: pd.DataFrame) -> list[Problem]:
+    """An assessment's raw ``inputs`` must be a JSON object (what the grade was computed from)."""
+    out = []
+    for r in np.flatnonzero(frame["inputs"].notna().to_numpy()):
+        text = frame["inputs"].iloc[r]
+        try:
+            ok = isinstance(json.loads(text), dict)
+        except (TypeError, ValueError):
+            ok = False
+        if not ok:
+            out.append(Problem("assessments", int(r), "inputs", None, 'not a JSON object (raw inputs are written '
+                               'as {"name": value, ...}, e.g. {"skin_bsa": 30})'))  # fmt: skip
+    return out
 
 
 def _item(dictionary: DataDictionary, table: str, column: str, code: str, rows: np.ndarray,
@@ -81,7 +105,10 @@ def _item(dictionary: DataDictionary, table: str, column: str, code: str, rows: 
         return None
     item = dictionary.item(code)
     if item.kind != kind:
-        rule = f"item '{code}' is an {item.kind} in the data dictionary, not an {kind}"
+        home = "a study-design table" if item.kind == "design" else f"the {item.kind}s table"
+        rule = (f"item '{code}' is {_article(item.kind)} {item.kind} in the data dictionary, not {_article(kind)} "
+                f"{kind} (give its rows in {home}, or set its kind: kind = \"{kind}\" in the TOML dictionary, "
+                f"@ALLOTRACK-KIND={kind} in a REDCap dictionary's Field Annotation)")  # fmt: skip
         problems.extend(Problem(table, int(r), column, code, rule) for r in rows)
         return None
     return item
@@ -119,7 +146,11 @@ def _check_numbers(table: str, frame: pd.DataFrame, rows: np.ndarray, item: Item
             for i in np.flatnonzero(pd.notna(text) & ~np.isnan(values)):
                 problems.append(Problem(table, int(rows[i]), "value_text", text[i],
                                         f"item '{item.code}' is a number: give it in '{column}' only"))  # fmt: skip
-    if item.unit is not None:
+    if item.unit is not None and "unit" in frame.columns:  # attributes and assessments carry no unit column
+        unitless = frame["unit"].iloc[rows].isna().to_numpy() & ~np.isnan(values)
+        if unitless.any() and item.unit not in ("%", "1"):
+            warnings.append(f"{table}: {int(unitless.sum())} value(s) of '{item.code}' have no unit and were taken "
+                            f"to be in the dictionary's unit {item.unit} (give the unit if they are not)")  # fmt: skip
         values = _converted(table, frame, rows, item, column, values, problems)
     if item.type == "integer":
         fraction = ~np.isnan(values) & (values != np.floor(values))
@@ -131,7 +162,8 @@ def _check_numbers(table: str, frame: pd.DataFrame, rows: np.ndarray, item: Item
         if bound is None:
             continue
         problems.extend(Problem(table, int(rows[i]), column, float(values[i]),
-                                f"item '{item.code}' must be {rule} {bound:g}{unit}") for i in np.flatnonzero(bad))
+                                f"item '{item.code}' must be {rule} {bound:g}{unit}{_as_reported(frame, rows[i])}")
+                        for i in np.flatnonzero(bad))  # fmt: skip
     implausible = np.zeros(len(rows), bool)
     if isinstance(item.plausible_low, int | float):
         implausible |= values < float(item.plausible_low)
@@ -145,10 +177,18 @@ def _check_numbers(table: str, frame: pd.DataFrame, rows: np.ndarray, item: Item
     frame.loc[frame.index[rows], column] = values
 
 
+def _as_reported(frame: pd.DataFrame, row: int) -> str:
+    """`` (reported as 2.5 mmol/L)`` when the row's value was converted from another unit."""
+    if "reported" not in frame.columns:
+        return ""
+    text = frame["reported"].iloc[row]
+    return f" (reported as {text})" if isinstance(text, str) else ""
+
+
 def _converted(table: str, frame: pd.DataFrame, rows: np.ndarray, item: Item, column: str, values: np.ndarray,
                problems: list[Problem]) -> np.ndarray:  # fmt: skip
     """Values in the dictionary's unit; rows in another unit keep what was reported in ``reported``."""
-    from allotrack.records.units import convert, normalise_unit
+    from allotrack.records.units import conversion_factor, normalise_unit
 
     assert item.unit is not None
     given = frame["unit"].to_numpy(dtype=object)[rows]
@@ -159,13 +199,18 @@ def _converted(table: str, frame: pd.DataFrame, rows: np.ndarray, item: Item, co
     if not other.any():
         frame.loc[frame.index[rows], "unit"] = item.unit
         return values
-    try:
-        converted = convert(values, codes, item.unit, molar_mass=item.molar_mass)
-    except InputError as err:
-        for i in np.flatnonzero(other):
-            problems.append(Problem(table, int(rows[i]), "unit", given[i], f"cannot be converted to the dictionary's "
-                                    f"unit {item.unit} for '{item.code}': {err.rule}"))  # fmt: skip
-        return values
+    converted = values.copy()
+    failed = np.zeros(len(rows), dtype=bool)
+    for unit in pd.unique(codes[other]):  # one factor per distinct unit; a unit that fails names only its rows
+        mine = other & (codes == unit)
+        try:
+            converted[mine] = values[mine] * conversion_factor(str(unit), item.unit, item.molar_mass)
+        except InputError as err:
+            failed |= mine
+            problems.extend(Problem(table, int(rows[i]), "unit", given[i], f"cannot be converted to the "
+                                    f"dictionary's unit {item.unit} for '{item.code}': {err.rule}")
+                            for i in np.flatnonzero(mine))  # fmt: skip
+    other &= ~failed
     if "reported" in frame.columns:
         reported = frame["reported"].to_numpy(dtype=object)[rows].copy()
         for i in np.flatnonzero(other):
@@ -190,24 +235,29 @@ def _check_choices(table: str, frame: pd.DataFrame, rows: np.ndarray, item: Item
         frame.loc[frame.index[rows], "value"] = numbers
         frame.loc[frame.index[rows], "value_text"] = None
         return
-    by_label = {c.label: c.code for c in item.choices}
+    by_label = {c.label.casefold(): c.code for c in item.choices}  # labels as typed in any case
     codes = set(item.choice_codes)
+    numbers = frame["value"].to_numpy(dtype="float64", na_value=np.nan)[rows] if "value" in frame.columns else None
     out = text.copy()
     for i, t in enumerate(text):
         if pd.isna(t):
-            problems.append(Problem(table, int(rows[i]), "value_text", None, f"item '{item.code}' needs one of its "
-                                    f"choices {sorted(codes)}"))  # fmt: skip
+            given = numbers is not None and not np.isnan(numbers[i])
+            rule = (f"item '{item.code}' is a choice: give its code in 'value_text', not a number in 'value'" if given
+                    else f"item '{item.code}' needs one of its choices {sorted(codes)}")  # fmt: skip
+            shown = float(numbers[i]) if given and numbers is not None else None
+            problems.append(Problem(table, int(rows[i]), "value_text", shown, rule))
         elif str(t) in codes:
             continue
-        elif str(t) in by_label:
-            out[i] = by_label[str(t)]
+        elif str(t).strip().casefold() in by_label:
+            out[i] = by_label[str(t).strip().casefold()]
         else:
             problems.append(Problem(table, int(rows[i]), "value_text", t, f"must be one of the choices of "
-                                    f"'{item.code}': {sorted(codes)}"))  # fmt: skip
+                                    f"'{item.code}': {sorted(codes)} (or their labels)"))  # fmt: skip
     frame.loc[frame.index[rows], "value_text"] = out
 
 
-def check_conditions(tables: dict[str, pd.DataFrame], dictionary: DataDictionary) -> ItemCheck:
+def check_conditions(tables: dict[str, pd.DataFrame], dictionary: DataDictionary,
+                     only: set[str] | None = None) -> ItemCheck:  # fmt: skip
     """Branching logic and required attributes, across rows (run on the records being checked together with the
     stored records of the same patients):
 
@@ -216,13 +266,16 @@ def check_conditions(tables: dict[str, pd.DataFrame], dictionary: DataDictionary
       observation or assessment, on the values of the same table for the same patient and day (or visit);
     - a required attribute must be recorded for every patient whose condition (if any) holds.
 
-    A condition outside the supported subset is not checked and says so in a warning."""
+    A condition outside the supported subset is not checked and says so in a warning (a store refuses to save
+    such a dictionary). ``only`` restricts the checks to those item codes."""
     from allotrack.records.branching import UnsupportedLogic, holds, parse
 
     problems: list[Problem] = []
     warnings: list[str] = []
     attributes = _patient_values(tables.get("attributes"), ("patient_id",))
     for item in dictionary:
+        if only is not None and item.code not in only:
+            continue
         if item.condition is None and not (item.required and item.kind == "attribute"):
             continue
         try:
