@@ -49,3 +49,15 @@ def test_every_section_has_content_and_methods_name_the_tests():
     assert all(s.tables or s.figures for s in doc.sections)
     for phrase in ("log-rank", "Gray's test", "Fine–Gray", "Clopper–Pearson", "Fisher's exact test"):
         assert phrase in doc.methods
+
+
+def test_recovery_on_a_cohort_without_blood_counts_says_so_instead_of_failing():
+    from allotrack.records.schema import Records
+    from allotrack.study.demo import demo_records
+    from allotrack.study.run import run_study
+
+    without_counts = Records({k: v for k, v in demo_records().tables.items() if k != "observations"})
+    result = run_study(load_plan(demo_plan_path()), records=without_counts)
+    table = next(s for s in result.document.sections if s.title == "Hematopoietic recovery").tables[0].frame
+    assert table["Courses"].tolist() == [0, 0]
+    assert table["Median days after infusion (Q1, Q3)"].tolist() == ["—", "—"]

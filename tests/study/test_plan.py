@@ -74,3 +74,32 @@ def test_group_labels_must_match_the_cuts():
     text = GOOD + '\n[[groups]]\nname = "g"\nvariable = "age_at_diagnosis"\ncut = [60, 70]\nlabels = ["a", "b"]\n'
     (line, key, msg), = _problems(text)
     assert key == "groups[0]" and "3 labels" in msg and line == 19
+
+
+def test_a_survival_analysis_of_an_endpoint_with_competing_events_is_refused_at_its_line():
+    text = GOOD.replace('kind = "km"\nendpoint = "os"', 'kind = "km"\nendpoint = "cir"')
+    (line, key, msg), = _problems(text)
+    assert (line, key) == (13, "analyses[0].endpoint") and "'cir' has competing events" in msg
+    landmarks = GOOD + '\n[[analyses]]\nkind = "landmarks"\nendpoints = ["os", "cir"]\nyears = [1]\n'
+    (line, key, msg), = _problems(landmarks)
+    assert (line, key) == (21, "analyses[2].endpoints") and 'use kind = "competing"' in msg
+    cox = GOOD + '\n[[analyses]]\nkind = "cox"\nendpoint = "cir"\nunivariate = ["sex"]\n'
+    assert [(k, "competing events" in m) for _, k, m in _problems(cox)] == [("analyses[2].endpoint", True)]
+
+
+def test_an_undeclared_endpoint_and_an_unknown_grouping_point_at_their_lines():
+    (line, key, msg), = _problems(GOOD.replace('use = ["os", "cir"]', 'use = ["os"]'))
+    assert (line, key) == (17, "analyses[1].endpoint") and "'cir'" in msg and "[endpoints] use" in msg
+    (line, key, msg), = _problems(GOOD.replace('endpoint = "os"', 'endpoint = "os"\nby = ["age_grp"]'))
+    assert (line, key) == (14, "analyses[0].by") and "'age_grp'" in msg
+    assert parse_plan(GOOD.replace('endpoint = "os"', 'endpoint = "os"\nby = ["sex_pair"]'))  # a dataset column
+
+
+def test_data_files_that_do_not_exist_are_refused_before_anything_runs(tmp_path):
+    (tmp_path / "patients.csv").write_text("patient_id\n")
+    plan = tmp_path / "plan.toml"
+    plan.write_text(GOOD.replace('source = "demo"', 'files = ["patients.csv", "deaths.csv"]\nmapping = "map.toml"'))
+    with pytest.raises(PlanError) as err:
+        load_plan(plan)
+    assert [(line, key) for line, key, _ in err.value.problems] == [(6, "data.files[1]"), (7, "data.mapping")]
+    assert "'deaths.csv' does not exist" in str(err.value)

@@ -67,4 +67,6 @@ def recovery_per_course(records: Records, rule: str = "mst") -> pd.DataFrame:
                 tx = [(d - start).days for d, t in zip(series["date"], series["transfused"], strict=True) if t is True]
                 out = rc.platelet_engraftment(offsets, list(series["value"]), transfusion_days=tx)
             rows.append({**row, "status": out.status, "end_day": out.day})
-    return pd.DataFrame(rows)
+    columns = ["patient_id", "course_id", "number", "status", "start_day", "end_day", "duration_days"]
+    out = pd.DataFrame(rows, columns=columns)  # every column, also when no course has counts
+    return out.astype({"start_day": "float64", "end_day": "float64", "duration_days": "float64"})

@@ -268,11 +268,11 @@ def recovery_section(ctx: Context, a: sp.SimpleAnalysis) -> Section:
     for rule, label in (("neutrophil", "Neutrophils ≥ 0.5 × 10⁹/L"), ("platelet", "Platelets ≥ 20 × 10⁹/L")):
         rec = recovery_per_course(ctx.records, rule=rule)
         rec = rec[rec["status"] == "reached"]
-        days = (rec["end_day"] - rec["course_id"].map(offset)).dropna().to_numpy(float)
+        days = (rec["end_day"] - pd.to_numeric(rec["course_id"].map(offset))).dropna().to_numpy(float)
         q1, med, q3 = np.quantile(days, [0.25, 0.5, 0.75], method="inverted_cdf") if len(days) else (np.nan,) * 3
         rows.append({"Recovery": label, "Courses": len(days), "Median days after infusion (Q1, Q3)":
-                     f"{med:.0f} ({q1:.0f}, {q3:.0f})", "Range": f"{days.min():.0f}–{days.max():.0f}" if len(days)
-                     else "—"})  # fmt: skip
+                     f"{med:.0f} ({q1:.0f}, {q3:.0f})" if len(days) else "—",
+                     "Range": f"{days.min():.0f}–{days.max():.0f}" if len(days) else "—"})  # fmt: skip
     note = ("First of 3 consecutive days at or above the threshold after the nadir (CIBMTR); platelets without "
             "transfusion in the preceding 7 days",)
     return Section("Hematopoietic recovery", (), (TableBlock("Recovery per course", pd.DataFrame(rows), note),))

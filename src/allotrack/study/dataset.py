@@ -19,6 +19,13 @@ from allotrack.records.dates import DAYS_PER_YEAR
 from allotrack.records.schema import Records
 from allotrack.study.plan import GroupVariable, StudyPlan
 
+# the per-patient covariates every analysis dataset has (from derive_endpoints and the columns added here), which
+# a plan may group by without declaring them in [[groups]]
+DATASET_COLUMNS = frozenset({
+    "sex", "centre", "arm", "age_at_diagnosis", "eln2022_risk", "n_courses", "n_infusions", "donor_relation",
+    "donor_sex", "donor_age", "sex_pair", "hla_mismatches", "cd34_per_kg_first", "best_response", "cr",
+    "max_agvhd_grade", "early_death", "unrelated_donor", "died", "death_cause"})  # fmt: skip
+
 RELAPSE_FREE_FROM_DIAGNOSIS = Endpoint("rfs_dx", "Relapse-free survival from diagnosis", "diagnosis",
                                        ("relapse", "death"))  # fmt: skip
 

@@ -160,16 +160,51 @@ class StudyPlan(_Strict):
     baseline: Baseline | None = None
     analyses: list[Analysis] = []
 
-    @model_validator(mode="after")
-    def _endpoints_declared(self) -> StudyPlan:
-        for i, a in enumerate(self.analyses):
-            names = getattr(a, "endpoints", None) or ([a.endpoint] if hasattr(a, "endpoint") else [])
-            for name in names:
-                if name not in self.endpoints.use:
-                    raise ValueError(f"analyses[{i}] uses endpoint {name!r}, which [endpoints] use does not list")
-            if isinstance(a, CompetingAnalysis) and not ENDPOINTS[a.endpoint].is_competing:
-                raise ValueError(f"analyses[{i}]: {a.endpoint!r} is not a competing-risk endpoint")
-        return self
+
+def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
+    """What a valid-looking plan could not run, as (key path, message), checked before anything runs: an
+    analysis on an endpoint [endpoints] does not derive; a Kaplan–Meier, landmark or Cox analysis of an endpoint
+    with competing events (their complement of the cumulative incidence is not a probability of the event: use
+    ``kind = "competing"``); a competing-risks analysis of an endpoint without competing events; a grouping by a
+    variable that is neither a [[groups]] variable nor a column of the analysis dataset."""
+    from allotrack.study.dataset import DATASET_COLUMNS
+
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    groups = {g.name for g in plan.groups}
+    for i, a in enumerate(plan.analyses):
+        key = "endpoints" if isinstance(a, LandmarkAnalysis) else "endpoint"
+        names = a.endpoints if isinstance(a, LandmarkAnalysis) else ([a.endpoint] if hasattr(a, "endpoint") else [])
+        for name in names:
+            if name not in plan.endpoints.use:
+                out.append((("analyses", i, key), f"uses endpoint {name!r}, which [endpoints] use does not list"))
+            elif ENDPOINTS[name].is_competing and isinstance(
+                    a, KaplanMeierAnalysis | LandmarkAnalysis | CoxAnalysis | TimeDependentCoxAnalysis):
+                out.append((("analyses", i, key), f"{name!r} has competing events: a {a.kind} analysis would treat "
+                            "them as censoring; use kind = \"competing\" (cumulative incidence, Gray's test, "
+                            "Fine–Gray)"))  # fmt: skip
+        if isinstance(a, CompetingAnalysis) and a.endpoint in ENDPOINTS and not ENDPOINTS[a.endpoint].is_competing:
+            out.append((("analyses", i, "endpoint"), f"{a.endpoint!r} is not a competing-risk endpoint"))
+        given = getattr(a, "by", None)
+        for name in given if isinstance(given, list) else [given] if isinstance(given, str) else []:
+            if name not in groups and name not in DATASET_COLUMNS:
+                out.append((("analyses", i, "by"), f"groups by {name!r}, which is neither a [[groups]] name nor "
+                            "a column of the analysis dataset"))  # fmt: skip
+    if plan.baseline is not None and plan.baseline.by is not None:
+        if plan.baseline.by not in groups and plan.baseline.by not in DATASET_COLUMNS:
+            out.append((("baseline", "by"), f"groups by {plan.baseline.by!r}, which is neither a [[groups]] name "
+                        "nor a column of the analysis dataset"))  # fmt: skip
+    return out
+
+
+def _missing_files(plan: StudyPlan, base: Path) -> list[tuple[tuple[str | int, ...], str]]:
+    """Data files and the mapping the plan names that do not exist (relative to the plan's folder)."""
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    for i, name in enumerate(plan.data.files):
+        if not (base / name).is_file():
+            out.append((("data", "files", i), f"{name!r} does not exist (paths are relative to the plan's folder)"))
+    if plan.data.mapping is not None and not (base / plan.data.mapping).is_file():
+        out.append((("data", "mapping"), f"{plan.data.mapping!r} does not exist"))
+    return out
 
 
 class PlanError(AllotrackError, ValueError):
@@ -191,7 +226,11 @@ def load_plan(path: str | Path) -> StudyPlan:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise PlanError(str(path), [(None, "(file)", f"cannot read the file: {reason}")]) from None
-    return parse_plan(text, str(path))
+    plan = parse_plan(text, str(path))
+    missing = _missing_files(plan, Path(path).parent)
+    if missing:
+        raise PlanError(str(path), [(_line_of(text, loc), _dotted(loc), msg) for loc, msg in missing])
+    return plan
 
 
 def parse_plan(text: str, name: str = "<plan>") -> StudyPlan:
@@ -201,13 +240,17 @@ def parse_plan(text: str, name: str = "<plan>") -> StudyPlan:
         line = re.search(r"line (\d+)", str(exc))
         raise PlanError(name, [(int(line.group(1)) if line else None, "(file)", str(exc))]) from None
     try:
-        return StudyPlan.model_validate(raw)
+        plan = StudyPlan.model_validate(raw)
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
             loc = tuple(err["loc"])
             problems.append((_line_of(text, loc), _dotted(loc), err["msg"].removeprefix("Value error, ")))
         raise PlanError(name, problems) from None
+    found = plan_problems(plan)
+    if found:
+        raise PlanError(name, [(_line_of(text, loc), _dotted(loc), msg) for loc, msg in found])
+    return plan
 
 
 def _dotted(loc: tuple[object, ...]) -> str:
