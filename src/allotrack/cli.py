@@ -522,13 +522,16 @@ def _run_and_write(plan_path: Path, out: Path, formats: str, records: Records | 
     from allotrack.study.run import run_study, write_report
 
     plan = load_plan(plan_path)
+    dictionary = None
     if records is None and plan.data.source not in (None, "demo"):  # a database URL: an initialised store
-        records = _open_store(plan.data.source).load()
+        store = _open_store(plan.data.source)
+        records, dictionary = store.load(), store.dictionary()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,
                   transient=True, disable=not console.is_terminal) as progress:  # fmt: skip
         task = progress.add_task("starting", total=None)
         result = run_study(plan, records=records, base_dir=plan_path.parent, validated=records is not None,
-                           progress=lambda msg: progress.update(task, description=msg))  # fmt: skip
+                           progress=lambda msg: progress.update(task, description=msg),
+                           dictionary=dictionary)  # fmt: skip
         progress.update(task, description="writing the report")
         written = write_report(result, out, tuple(f.strip() for f in formats.split(",") if f.strip()))
     return written

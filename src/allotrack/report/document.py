@@ -13,9 +13,13 @@ from allotrack.report.table_one import TableOne
 
 @dataclass(frozen=True)
 class TableBlock:
+    """A report table: the formatted ``table`` shown, its footnotes, and optionally ``data``, the same numbers
+    unrounded (written beside the report as CSV/JSON, as gtsummary's ``as_tibble``; the shown table otherwise)."""
+
     caption: str
     table: pd.DataFrame | TableOne
     footnotes: tuple[str, ...] = ()
+    data: pd.DataFrame | None = None
 
     @property
     def frame(self) -> pd.DataFrame:

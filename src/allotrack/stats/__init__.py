@@ -1,25 +1,46 @@
 """Estimators, tests and models: numpy in, immutable results out. Every one is validated against R."""
 
+from allotrack.stats.binary import BinaryOutcome, MantelHaenszelTest, binary_outcome, binary_outcome_table, cmh_test
 from allotrack.stats.competing import CumulativeIncidence, GrayTest, cumulative_incidence, gray_test
 from allotrack.stats.competing_models import CompetingRiskModels, competing_risk_models
 from allotrack.stats.cox import CoxModel, cox_ph
 from allotrack.stats.fine_gray import FineGrayModel, fine_gray
+from allotrack.stats.follow_up import FollowUp, median_follow_up
 from allotrack.stats.kaplan_meier import KaplanMeier, kaplan_meier
 from allotrack.stats.logrank import LogRankTest, logrank_test
+from allotrack.stats.paired import FriedmanTest, PairedT, PairedWilcoxon, friedman, paired_t, paired_wilcoxon
+from allotrack.stats.trend import JonckheereTerpstra, TrendTest, cochran_armitage, jonckheere_terpstra
 
 __all__ = [
+    "BinaryOutcome",
     "CompetingRiskModels",
     "CoxModel",
     "CumulativeIncidence",
     "FineGrayModel",
+    "FollowUp",
+    "FriedmanTest",
     "GrayTest",
+    "JonckheereTerpstra",
     "KaplanMeier",
     "LogRankTest",
+    "MantelHaenszelTest",
+    "PairedT",
+    "PairedWilcoxon",
+    "TrendTest",
+    "binary_outcome",
+    "binary_outcome_table",
+    "cmh_test",
+    "cochran_armitage",
     "competing_risk_models",
     "cox_ph",
     "cumulative_incidence",
     "fine_gray",
+    "friedman",
     "gray_test",
+    "jonckheere_terpstra",
     "kaplan_meier",
     "logrank_test",
+    "median_follow_up",
+    "paired_t",
+    "paired_wilcoxon",
 ]

@@ -19,6 +19,7 @@ from allotrack.endpoints.recovery import recovery_per_course
 from allotrack.endpoints.timevarying import counting_process
 from allotrack.records import views
 from allotrack.records.dates import DAYS_PER_UNIT, DAYS_PER_YEAR
+from allotrack.records.dictionary import DataDictionary
 from allotrack.records.schema import Records
 from allotrack.report.clinical_figures import plot_chimerism, plot_forest, plot_swimmer
 from allotrack.report.document import FigureBlock, Section, TableBlock
@@ -31,8 +32,10 @@ from allotrack.study import plan as sp
 class Context:
     """What every analysis needs: the dataset, the records, the time unit and the variable labels."""
 
-    def __init__(self, data: pd.DataFrame, records: Records, plan: sp.StudyPlan) -> None:
+    def __init__(self, data: pd.DataFrame, records: Records, plan: sp.StudyPlan,
+                 dictionary: DataDictionary | None = None) -> None:  # fmt: skip
         self.data, self.records, self.plan = data, records, plan
+        self.dictionary = dictionary  # the store's data dictionary (None: allotrack's bundled one)
         self.unit = plan.study.time_unit
         self.scale = DAYS_PER_UNIT[self.unit]
         self.labels = dict(plan.baseline.labels) if plan.baseline else {}
@@ -312,7 +315,14 @@ def swimmer_section(ctx: Context, a: sp.SimpleAnalysis) -> Section:
                                                              "patient", fig),))  # fmt: skip
 
 
+def binary_section(ctx: Context, a: sp.BinaryAnalysis) -> Section:
+    from allotrack.study.binary_section import binary_section as run
+
+    return run(ctx, a)
+
+
 RUNNERS: dict[str, Callable[[Context, Any], Section]] = {
+    "binary": binary_section,
     "km": kaplan_meier_section, "landmarks": landmark_section, "cox": cox_section,
     "time_dependent_cox": time_dependent_cox_section, "competing": competing_section, "response": response_section,
     "recovery": recovery_section, "adverse_events": adverse_events_section, "chimerism": chimerism_section,

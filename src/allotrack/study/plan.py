@@ -27,8 +27,8 @@ Example (the demo study's plan is ``allotrack/study/demo_plan.toml``)::
     normal = ["donor_age"]
 
     [[analyses]]
-    kind = "km"                     # km | cox | competing | time_dependent_cox | landmarks | response
-    endpoint = "os"                 #   | recovery | adverse_events | chimerism | swimmer
+    kind = "km"                     # km | cox | competing | time_dependent_cox | landmarks | binary
+    endpoint = "os"                 #   | response | recovery | adverse_events | chimerism | swimmer
     by = ["age_group"]
 """
 
@@ -138,6 +138,23 @@ class LandmarkAnalysis(_Strict):
     by: str | None = None
 
 
+class BinaryAnalysis(_Strict):
+    """A binary outcome at a visit by two groups: the patients whose item ``item`` at ``visit`` is one of the
+    ``event`` codes, against those with another value. ``reference`` is the comparator group (group B); ``test``
+    the p-value shown (all three are in the table's data); ``missing`` says whether a patient without a value at
+    the visit is left out ("exclude", the default; their number is shown) or counted as a failure."""
+
+    kind: Literal["binary"]
+    item: str
+    visit: str
+    event: list[str]
+    by: str
+    reference: str | None = None
+    test: Literal["chisq", "chisq_yates", "fisher"] = "chisq"
+    missing: Literal["exclude", "failure"] = "exclude"
+    title: str | None = None
+
+
 class SimpleAnalysis(_Strict):
     kind: Literal["response", "recovery", "adverse_events", "chimerism", "swimmer"]
     by: str | None = None
@@ -145,7 +162,7 @@ class SimpleAnalysis(_Strict):
 
 Analysis = Annotated[
     KaplanMeierAnalysis | CoxAnalysis | CompetingAnalysis | TimeDependentCoxAnalysis | LandmarkAnalysis
-    | SimpleAnalysis,
+    | BinaryAnalysis | SimpleAnalysis,
     Field(discriminator="kind"),
 ]
 
@@ -258,7 +275,7 @@ def _dotted(loc: tuple[object, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("km", "cox", "competing", "time_dependent_cox", "landmarks", "response", "recovery",
+        elif part in ("km", "cox", "competing", "time_dependent_cox", "landmarks", "binary", "response", "recovery",
                       "adverse_events", "chimerism", "swimmer") and out.endswith("]"):  # fmt: skip
             continue  # pydantic's discriminator tag
         else:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from allotrack.records.dates import DAYS_PER_UNIT
+from allotrack.records.dictionary import DataDictionary
 from allotrack.records.safe_csv import write_csv
 from allotrack.records.schema import Records
 from allotrack.records.validate import validate_records
@@ -31,6 +32,10 @@ METHOD_TEXT = {
                           "Cox model to avoid immortal-time bias.",
     "competing": "Cumulative incidences were estimated with competing risks (Aalen–Johansen) and compared by "
                  "Gray's test; subdistribution hazards by Fine–Gray regression.",
+    "binary": "Binary outcomes were compared between two groups by the risk difference with Newcombe's hybrid score "
+              "interval, the relative risk (Katz log interval) and the odds ratio (conditional maximum-likelihood "
+              "estimate with its exact interval), each group's proportion with a Wilson interval; the test of each "
+              "comparison is named in its table.",
     "response": "Rates are given with exact (Clopper–Pearson) 95% confidence intervals.",
     "recovery": "Hematopoietic recovery was counted per course from daily blood counts (CIBMTR definitions).",
     "adverse_events": "Adverse events are summarised as the worst CTCAE grade per patient and term.",
@@ -64,20 +69,26 @@ def load_records(plan: StudyPlan, base_dir: Path | None = None) -> Records:
 
 
 def run_study(plan: StudyPlan, records: Records | None = None, base_dir: Path | None = None,
-              progress: Callable[[str], None] | None = None, validated: bool = False) -> StudyResult:  # fmt: skip
+              progress: Callable[[str], None] | None = None, validated: bool = False,
+              dictionary: DataDictionary | None = None) -> StudyResult:  # fmt: skip
     """Run every analysis of ``plan`` (on ``records`` if given) and return the report document and dataset.
-    ``validated``: the records come from the store, which validated and typed them at import."""
+    ``validated``: the records come from the store, which validated and typed them at import. ``dictionary``:
+    the data dictionary the records follow (a database source's own; else allotrack's bundled one)."""
     say = progress or (lambda _msg: None)
     say("loading records")
     if records is None:
         records = load_records(plan, base_dir)
         validated = plan.data.source not in (None, "demo")  # a database URL: the store's records
+        if validated and dictionary is None:
+            from allotrack.records.store import Store
+
+            dictionary = Store(plan.data.source).dictionary()
     if not validated:
         say("validating records")
     recs = records if validated else validate_records(records)  # typed once
     say("deriving endpoints")
     data = analysis_dataset(recs, plan, validate=False)
-    ctx = Context(data, recs, plan)
+    ctx = Context(data, recs, plan, dictionary)
     sections: list[Section] = []
     if plan.baseline:
         say("baseline table")
@@ -122,7 +133,8 @@ FORMATS = ("html", "docx")
 
 
 def write_report(result: StudyResult, out_dir: str | Path, formats: tuple[str, ...] = FORMATS) -> dict[str, Path]:
-    """Write ``report.html`` / ``report.docx`` and the analysis dataset (``dataset.csv``) into ``out_dir``."""
+    """Write ``report.html`` / ``report.docx``, the analysis dataset (``dataset.csv``) and every table as CSV
+    (``tables/``, see :func:`write_tables`) into ``out_dir``."""
     import matplotlib.pyplot as plt
 
     unknown = [f for f in formats if f not in FORMATS]
@@ -142,10 +154,31 @@ def write_report(result: StudyResult, out_dir: str | Path, formats: tuple[str, .
         written["docx"] = write_docx(result.document, out / "report.docx")
     written["dataset"] = out / "dataset.csv"
     write_csv(result.dataset, written["dataset"])
+    written["tables"] = write_tables(result.document, out / "tables")
     for section in result.document.sections:
         for fig in section.figures:
             plt.close(fig.figure)
     return written
+
+
+def write_tables(document: Document, folder: Path) -> Path:
+    """Every report table as a CSV file — its unrounded ``data`` where the analysis gives it, else the table as
+    shown — and ``index.json`` naming each file with its section, caption and footnotes (gtsummary's
+    ``as_tibble``: numbers that can be checked and reused). Returns the index's path."""
+    import json
+
+    folder.mkdir(parents=True, exist_ok=True)
+    index = []
+    for i, section in enumerate(document.sections, start=1):
+        for j, block in enumerate(section.tables, start=1):
+            name = f"{i:02d}-{j}-{section.anchor}.csv"[:120]
+            unrounded = block.data is not None
+            write_csv(block.data if block.data is not None else block.frame, folder / name)
+            index.append({"file": name, "section": section.title, "caption": block.caption,
+                          "unrounded": unrounded, "footnotes": list(block.notes)})  # fmt: skip
+    path = folder / "index.json"
+    path.write_text(json.dumps(index, ensure_ascii=False, indent=1), encoding="utf-8")
+    return path
 
 
 def build_demo_store(path: str | Path) -> Records:

@@ -1,0 +1,86 @@
+"""The ``binary`` plan analysis: a binary outcome at a visit compared between two groups
+(:func:`allotrack.stats.binary.binary_outcome`), e.g. "GVHD complete response at week 4, MSC + basiliximab vs
+basiliximab". The outcome is read from the records through the data dictionary
+(:func:`allotrack.endpoints.measurements.value_at_visit`); the groups from the analysis dataset.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from allotrack.endpoints.measurements import value_at_visit
+from allotrack.errors import InputError
+from allotrack.records.dictionary import default_dictionary
+from allotrack.report.document import Section, TableBlock
+from allotrack.report.format import format_percent, format_pvalue
+from allotrack.stats.binary import BinaryOutcome, binary_outcome
+from allotrack.study.plan import BinaryAnalysis
+
+if TYPE_CHECKING:
+    from allotrack.records.dictionary import DataDictionary
+    from allotrack.study.analyses import Context
+
+TESTS = {"chisq": "Pearson's chi-square test without continuity correction",
+         "chisq_yates": "Pearson's chi-square test with Yates' continuity correction",
+         "fisher": "Fisher's exact test (two-sided)"}  # fmt: skip
+
+
+def binary_section(ctx: Context, a: BinaryAnalysis) -> Section:
+    """The outcome per group with Wilson intervals, the risk difference (Newcombe), relative risk (Katz) and
+    odds ratio (conditional MLE, exact interval), and the p-value of the plan's test (named in a footnote)."""
+    data, records = ctx.data, ctx.records
+    groups = data[["patient_id", a.by]].dropna()
+    levels = sorted(str(v) for v in groups[a.by].unique())
+    if len(levels) != 2:
+        raise InputError(f"a binary analysis compares two groups; '{a.by}' has {len(levels)} ({levels})",
+                         table="plan", column=a.by)  # fmt: skip
+    reference = a.reference or levels[1]
+    if reference not in levels:
+        raise InputError(f"reference group {reference!r} is not a value of '{a.by}' ({levels})", table="plan",
+                         column="reference")  # fmt: skip
+    first = next(v for v in levels if v != reference)
+    value = value_at_visit(records, a.item, a.visit, _dictionary(ctx))
+    outcome = groups.assign(value=groups["patient_id"].map(value))
+    outcome["event"] = outcome["value"].astype(str).isin(a.event).where(outcome["value"].notna())
+    missing = outcome[outcome["event"].isna()].groupby(outcome[a.by].astype(str)).size()
+    if a.missing == "failure":
+        outcome["event"] = outcome["event"].fillna(False)
+    counted = outcome.dropna(subset=["event"])
+    count = {g: (int(counted.loc[counted[a.by].astype(str) == g, "event"].astype(bool).sum()),
+                 int((counted[a.by].astype(str) == g).sum())) for g in (first, reference)}  # fmt: skip
+    result = binary_outcome(*count[first], *count[reference], labels=(first, reference))
+    title = a.title or f"{a.item} at {a.visit}"
+    return Section(title, (), (_table(result, a, title, missing),))
+
+
+def _dictionary(ctx: Context) -> DataDictionary:
+    return ctx.dictionary or default_dictionary()
+
+
+def _table(result: BinaryOutcome, a: BinaryAnalysis, title: str, missing: pd.Series) -> TableBlock:
+    def ci(est: float, lo: float, hi: float, pct: bool) -> str:
+        if pct:
+            return f"{format_percent(est)}% ({format_percent(lo)}–{format_percent(hi)}%)"
+        return f"{est:.2f} ({lo:.2f}–{hi:.2f})"
+
+    p_value = {"chisq": result.chisq.p_value, "chisq_yates": result.chisq_corrected.p_value,
+               "fisher": result.fisher_p_value}[a.test]  # fmt: skip
+    rows = [{"": f"{label}: {x}/{n}", "Estimate (95% CI)": ci(p.estimate, p.lower, p.upper, True)}
+            for label, x, n, p in ((result.labels[0], result.events_a, result.n_a, result.proportion_a),
+                                   (result.labels[1], result.events_b, result.n_b, result.proportion_b))]  # fmt: skip
+    d, rr, odds = result.risk_difference, result.relative_risk, result.odds_ratio
+    rows += [{"": "Risk difference", "Estimate (95% CI)": ci(d.estimate, d.lower, d.upper, True)},
+             {"": "Relative risk", "Estimate (95% CI)": ci(rr.estimate, rr.lower, rr.upper, False)},
+             {"": "Odds ratio", "Estimate (95% CI)": ci(odds.estimate, odds.lower, odds.upper, False)},
+             {"": "p-value¹", "Estimate (95% CI)": format_pvalue(p_value)}]  # fmt: skip
+    notes = [f"¹ {TESTS[a.test]}.",
+             "Proportions with Wilson score intervals; risk difference with Newcombe's hybrid score interval; "
+             "relative risk with the Katz log interval; odds ratio as the conditional maximum-likelihood estimate "
+             "with its exact interval (R fisher.test).",
+             f"Event: {a.item} at {a.visit} in {a.event}."]
+    if missing.sum():
+        what = "counted as failures" if a.missing == "failure" else "left out"
+        notes.append(f"No value at {a.visit}: " + ", ".join(f"{g} {n}" for g, n in missing.items()) + f" ({what}).")
+    return TableBlock(title, pd.DataFrame(rows), tuple(notes), data=result.to_frame())
