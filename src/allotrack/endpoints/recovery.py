@@ -68,5 +68,5 @@ def recovery_per_course(records: Records, rule: str = "mst") -> pd.DataFrame:
                 out = rc.platelet_engraftment(offsets, list(series["value"]), transfusion_days=tx)
             rows.append({**row, "status": out.status, "end_day": out.day})
     columns = ["patient_id", "course_id", "number", "status", "start_day", "end_day", "duration_days"]
-    out = pd.DataFrame(rows, columns=columns)  # every column, also when no course has counts
-    return out.astype({"start_day": "float64", "end_day": "float64", "duration_days": "float64"})
+    table = pd.DataFrame(rows, columns=columns)  # every column, also when no course has counts
+    return table.astype({"start_day": "float64", "end_day": "float64", "duration_days": "float64"})
