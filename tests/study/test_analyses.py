@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -61,3 +62,21 @@ def test_recovery_on_a_cohort_without_blood_counts_says_so_instead_of_failing():
     table = next(s for s in result.document.sections if s.title == "Hematopoietic recovery").tables[0].frame
     assert table["Courses"].tolist() == [0, 0]
     assert table["Median days after infusion (Q1, Q3)"].tolist() == ["—", "—"]
+
+
+def test_cause_of_death_is_compared_among_deaths_only():
+    """'Alive' is not a cause of death: the p-value is Fisher's test on the deaths' causes by age group, and the
+    living are shown on their own row, outside the test (the old table tested alive vs each cause)."""
+    from allotrack.stats.contingency import fisher_test
+
+    table = _section("Baseline characteristics").tables[0]
+    frame = table.frame.set_index("Characteristic")
+    d = _result().dataset
+    deaths = d[d["died"] == 1]
+    counts = pd.crosstab(deaths["death_cause"], deaths["age_group"]).reindex(
+        index=["relapse", "infection", "organ failure"], columns=["60–70", "> 70"], fill_value=0)  # fmt: skip
+    expected = fisher_test(counts.to_numpy())
+    assert table.table.tests["death_cause"].p_value == pytest.approx(expected.p_value, rel=1e-12)
+    assert "alive" not in frame.index and int(frame.loc["Alive (not applicable)", "Overall (N = 29)¹"]) == int(
+        (d["died"] == 0).sum()) == 8  # fmt: skip
+    assert frame.loc["relapse", "Overall (N = 29)¹"] == "11 (52%)"  # of the 21 deaths

@@ -123,12 +123,15 @@ def table_one(
     levels: Mapping[str, Sequence[object]] | None = None,
     digits: Mapping[str, int] | None = None,
     overall: bool = True,
+    missing_text: Mapping[str, str] | None = None,
 ) -> TableOne:
     """Summarise ``variables`` of ``data`` overall and by the groups in column ``by`` with a p-value per variable.
 
     ``labels`` names variables for the table; ``normal`` lists continuous variables shown as mean (SD) and tested
     with t-test/ANOVA; ``levels`` fixes the order of a categorical variable's levels; ``digits`` sets the decimals
-    of a continuous variable's statistics (default: 0 for whole numbers, else 1)."""
+    of a continuous variable's statistics (default: 0 for whole numbers, else 1); ``missing_text`` names a
+    variable's missing-value row (default "Unknown", gtsummary's ``missing_text``) — e.g. "Alive (not
+    applicable)" for the cause of death, which is then summarised and tested among the patients who have one."""
     labels, levels, decimals = dict(labels or {}), dict(levels or {}), dict(digits or {})
     variables = list(variables) if variables is not None else [c for c in data.columns if c != by]
     missing_cols = [v for v in [*variables, *([by] if by else [])] if v not in data.columns]
@@ -194,7 +197,8 @@ def table_one(
                                     for g in groups] for k in keys])  # fmt: skip
                 tests[var] = categorical_test(counts)
         if values.isna().any():  # every kind of variable: an "Unknown" row with the count of missing values
-            row = {"variable": var, "label": "Unknown", "level": None, "row_type": "missing", "statistic": "n"}
+            row = {"variable": var, "label": (missing_text or {}).get(var, "Unknown"), "level": None,
+                   "row_type": "missing", "statistic": "n"}  # fmt: skip
             for (name, mask), header in zip(columns, headers, strict=True):
                 n_missing = int(values[mask].isna().sum())
                 row[header], row[f"{name}:n"] = str(n_missing), n_missing

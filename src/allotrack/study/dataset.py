@@ -62,7 +62,9 @@ def analysis_dataset(records: Records, plan: StudyPlan, validate: bool = True) -
     if "os_status" in data:
         data["died"] = data["os_status"].astype("Int64")
         cause = data["patient_id"].map(deaths)
-        data["death_cause"] = np.where(data["died"] == 1, cause.fillna("not recorded"), "alive")
+        # the cause of death of those who died (missing for the living: compared among deaths only, never with
+        # "alive" as a category, which would mix mortality with cause)
+        data["death_cause"] = cause.fillna("not recorded").astype(object).where(data["died"] == 1, None)
     for years in plan.endpoints.landmark_years:
         label = f"{years:g}y"
         day = years * DAYS_PER_YEAR

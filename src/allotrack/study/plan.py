@@ -102,6 +102,7 @@ class Baseline(_Strict):
     labels: dict[str, str] = {}
     digits: dict[str, int] = {}
     levels: dict[str, list[str]] = {}
+    missing_text: dict[str, str] = {}  # the missing-value row's label per variable (default "Unknown")
 
 
 class KaplanMeierAnalysis(_Strict):

@@ -94,7 +94,7 @@ def run_study(plan: StudyPlan, records: Records | None = None, base_dir: Path | 
         say("baseline table")
         b = plan.baseline
         t1 = table_one(data, by=b.by, variables=b.variables, labels=b.labels, normal=b.normal, levels=b.levels,
-                       digits=b.digits)  # fmt: skip
+                       digits=b.digits, missing_text=b.missing_text)  # fmt: skip
         sections.append(Section("Baseline characteristics", (), (TableBlock("Table 1. Patient and donor "
                                                                            "characteristics", t1),)))  # fmt: skip
     for a in plan.analyses:
@@ -117,6 +117,10 @@ def methods_text(plan: StudyPlan) -> str:
                      "by Pearson's chi-square test without continuity correction when all expected counts were at "
                      "least 5, otherwise Fisher's exact test, and by the Wilcoxon rank-sum or Kruskal–Wallis test "
                      "(t-test or ANOVA for variables declared normally distributed), as gtsummary does.")  # fmt: skip
+        for var, text in plan.baseline.missing_text.items():
+            label = plan.baseline.labels.get(var, var.replace("_", " "))
+            parts.append(f"{label} is summarised and compared among the patients it applies to (the others are "
+                         f"shown as “{text}”).")  # fmt: skip
     kinds = list(dict.fromkeys(a.kind for a in plan.analyses))
     parts += [METHOD_TEXT[k] for k in kinds if METHOD_TEXT[k]]
     unit = plan.study.time_unit
