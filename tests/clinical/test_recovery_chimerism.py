@@ -160,3 +160,16 @@ def test_platelet_recovery_is_sought_after_the_nadir_of_a_chemotherapy_course():
     counts = [150, 120, 90, 60, 30, 15, 10, 8, 8, 9, 12, 15, 18, 25, 30, 40, 55, 70, 90, 110]
     out = platelet_engraftment(days, counts)
     assert out.status == "reached" and out.day == 13 and out.nadir_day == 7
+
+
+def test_mst_recovery_is_searched_after_the_counts_fall_below_the_recovery_cut():
+    """Counts that enter aplasia (ANC < 2, PLT < 100) while still above the recovery cut (ANC > 0.5, PLT > 30)
+    used to end the window on its first day. Worked by hand: aplasia from day 1 (ANC 1.5, PLT 80 for 3 days);
+    ANC ≤ 0.5 from day 4 (the nadir); ANC > 0.5 and PLT > 30 on days 9, 10, 11 → recovered on day 9, 8 days."""
+    anc = [3.0, 1.5, 1.4, 1.2, 0.4, 0.2, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0]
+    plt = [150, 80, 75, 70, 50, 40, 35, 33, 32, 35, 40, 50]
+    res = rc.hematopoietic_recovery(list(range(12)), anc, plt)
+    assert (res.status, res.start_day, res.end_day, res.duration_days) == ("recovered", 1.0, 9.0, 8.0)
+    # aplasia that never reaches the recovery cut has no recovery to measure
+    mild = rc.hematopoietic_recovery(list(range(6)), [3.0, 1.5, 1.4, 1.3, 1.5, 2.5], [150, 80, 75, 70, 90, 120])
+    assert (mild.status, mild.start_day, mild.end_day) == ("not below the recovery cut", 1.0, None)

@@ -47,7 +47,7 @@ class Recovery:
 
 @dataclass(frozen=True)
 class RecoveryWindow:
-    status: str  # recovered, not recovered, no aplasia
+    status: str  # recovered, not recovered, no aplasia, not below the recovery cut
     start_day: float | None
     end_day: float | None
     duration_days: float | None
@@ -177,7 +177,14 @@ def hematopoietic_recovery(
     max_gap_days: float | None = 1,
     origin: date | None = None,
 ) -> RecoveryWindow:
-    """Microtransplantation recovery window after one chemotherapy course (ANC and platelets on the same days)."""
+    """Microtransplantation recovery window after one chemotherapy course (ANC and platelets on the same days).
+
+    The window opens on the first of ``run`` consecutive days (at most ``max_gap_days`` apart) from the end of
+    chemotherapy with ANC < ``aplasia_anc`` and platelets < ``aplasia_platelets`` (onset of cytopenia), and closes
+    on the first of ``run`` consecutive days with ANC > ``recovery_anc`` and platelets > ``recovery_platelets``
+    counted from the nadir — the first day from the onset on with a count at or below its recovery cut — so counts
+    that enter aplasia above the recovery cut do not close the window on its first day. Status: ``recovered``,
+    ``not recovered``, ``no aplasia``, or ``not below the recovery cut`` (aplasia that never reached it)."""
     d_a, a = _series(days, anc, "anc", 100.0, "min", origin)
     d_p, p = _series(days, platelets, "platelets", 2000.0, "min", origin)
     if not np.array_equal(d_a, d_p):
@@ -190,7 +197,13 @@ def hematopoietic_recovery(
     s = _first_run(d, (a < aplasia_anc) & (p < aplasia_platelets), run, max_gap_days)
     if s is None:
         return RecoveryWindow("no aplasia", None, None, None, rule)
-    e = _first_run(d[s:], (a[s:] > recovery_anc) & (p[s:] > recovery_platelets), run, max_gap_days)
+    # recovery is searched from the nadir on: the first day from the onset on when a count is at or below its
+    # recovery cut (counts that enter aplasia above the cut have not yet "recovered" on the first day of it)
+    low = np.flatnonzero((a[s:] <= recovery_anc) | (p[s:] <= recovery_platelets))
+    if not len(low):
+        return RecoveryWindow("not below the recovery cut", float(d[s]), None, None, rule)
+    n = s + int(low[0])
+    e = _first_run(d[n:], (a[n:] > recovery_anc) & (p[n:] > recovery_platelets), run, max_gap_days)
     if e is None:
         return RecoveryWindow("not recovered", float(d[s]), None, None, rule)
-    return RecoveryWindow("recovered", float(d[s]), float(d[s + e]), float(d[s + e] - d[s]), rule)
+    return RecoveryWindow("recovered", float(d[s]), float(d[n + e]), float(d[n + e] - d[s]), rule)
