@@ -80,3 +80,25 @@ def test_cause_of_death_is_compared_among_deaths_only():
     assert "alive" not in frame.index and int(frame.loc["Alive (not applicable)", "Overall (N = 29)¹"]) == int(
         (d["died"] == 0).sum()) == 8  # fmt: skip
     assert frame.loc["relapse", "Overall (N = 29)¹"] == "11 (52%)"  # of the 21 deaths
+
+
+def test_the_variable_selection_test_is_the_test_shown():
+    """Variables enter the multivariate Cox model by univariate likelihood-ratio p; the table shows that p (the
+    old table showed only Wald p-values while the selection used likelihood-ratio ones)."""
+    import allotrack as at
+
+    section = next(s for s in _result().document.sections if s.title.endswith("Cox regression"))
+    uni = section.tables[0]
+    assert "Likelihood-ratio p²" in uni.frame.columns and uni.notes[1].startswith("² Likelihood-ratio test")
+    plan = _result().plan
+    cox = next(a for a in plan.analyses if a.kind == "cox")
+    d = _result().dataset.dropna(subset=[f"{cox.endpoint}_time"])
+    var = cox.univariate[0]
+    sub = d.dropna(subset=[var]).assign(time=lambda f: f[f"{cox.endpoint}_time"].astype(float),
+                                        status=lambda f: f[f"{cox.endpoint}_status"].astype(int))  # fmt: skip
+    from allotrack.report.format import format_pvalue
+    from allotrack.study.analyses import _formula_term
+
+    lr = at.cox_ph(sub, "time", "status", formula=_formula_term(var, sub)).test("likelihood ratio").p_value
+    assert uni.frame["Likelihood-ratio p²"].iloc[0] == format_pvalue(lr)
+    assert {"hr", "hr_lower", "hr_upper", "p_wald"} <= set(uni.data.columns)

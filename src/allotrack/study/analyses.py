@@ -145,6 +145,13 @@ def _term_rows(summary: pd.DataFrame, ctx: Context, label: str | None = None) ->
     return rows
 
 
+def _unrounded(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The numbers behind Cox term rows: hazard ratio, its 95% CI and the Wald p, unrounded."""
+    frame = pd.DataFrame(rows)
+    return frame[["Variable", "Term", "_hr", "_lo", "_hi", "_p"]].rename(
+        columns={"_hr": "hr", "_lo": "hr_lower", "_hi": "hr_upper", "_p": "p_wald"})
+
+
 def _formula_term(name: str, data: pd.DataFrame) -> str:
     if pd.api.types.is_numeric_dtype(data[name]) and data[name].dropna().nunique() > 2:
         return name
@@ -158,12 +165,18 @@ def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
     for var in a.univariate:
         sub = d.dropna(subset=[var])
         model = at.cox_ph(sub, "time", "status", formula=_formula_term(var, sub))
-        uni_rows += _term_rows(model.summary, ctx)
         p_by_var[var] = model.test("likelihood ratio").p_value
+        rows = _term_rows(model.summary, ctx)
+        for k, row in enumerate(rows):  # the test that chose the variables is shown, once per variable
+            row["Likelihood-ratio p²"] = format_pvalue(p_by_var[var]) if k == 0 else ""
+        uni_rows += rows
     chosen = a.multivariate if a.multivariate is not None else [v for v in a.univariate if p_by_var[v] < a.select_p]
     hidden = ["_hr", "_lo", "_hi", "_p"]
+    uni_notes = ("Cox proportional hazards (Efron ties, R coxph); p-value: Wald test of each term",
+                 "² Likelihood-ratio test of the variable (all its terms), the test that "
+                 + ("chose the multivariate model's variables" if a.multivariate is None else "is reported for it"))
     tables = [TableBlock(f"{ep.label}: univariate Cox models", pd.DataFrame(uni_rows).drop(columns=hidden),
-                         ("Cox proportional hazards (Efron ties, R coxph); Wald p-values",))]  # fmt: skip
+                         uni_notes, data=_unrounded(uni_rows))]  # fmt: skip
     figures = [FigureBlock(f"{ep.label}: hazard ratios, univariate models", plot_forest(pd.DataFrame(uni_rows)))]
     note = f"Variables for the multivariate model: {', '.join(ctx.label(v) for v in chosen) or 'none'}"
     note += "" if a.multivariate is not None else f" (univariate likelihood-ratio p < {a.select_p:g})."
@@ -173,7 +186,8 @@ def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
         rows = _term_rows(model.summary, ctx)
         tables.append(TableBlock(f"{ep.label}: multivariate Cox model (n = {model.n}, events = {model.n_events})",
                                  pd.DataFrame(rows).drop(columns=hidden),
-                                 ("Cox proportional hazards (Efron ties, R coxph); Wald p-values",)))  # fmt: skip
+                                 ("Cox proportional hazards (Efron ties, R coxph); Wald p-values",),
+                                 data=_unrounded(rows)))  # fmt: skip
         figures.append(FigureBlock(f"{ep.label}: hazard ratios, multivariate model", plot_forest(pd.DataFrame(rows))))
     return Section(f"{ep.label}: Cox regression", (note,), tuple(tables), tuple(figures))
 
