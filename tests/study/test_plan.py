@@ -103,3 +103,16 @@ def test_data_files_that_do_not_exist_are_refused_before_anything_runs(tmp_path)
         load_plan(plan)
     assert [(line, key) for line, key, _ in err.value.problems] == [(6, "data.files[1]"), (7, "data.mapping")]
     assert "'deaths.csv' does not exist" in str(err.value)
+
+
+def test_a_comparison_by_a_variable_known_only_later_is_refused():
+    """Immortal time: courses received (and groups cut from them), response and GVHD grade are known only after
+    the origin; survival, cumulative incidence and Cox comparisons by them are refused at their line."""
+    groups = '\n[[groups]]\nname = "courses_group"\nvariable = "n_courses"\ncut = [3]\nlabels = ["1–3", "> 3"]\n'
+    text = GOOD.replace('endpoint = "os"', 'endpoint = "os"\nby = ["courses_group"]') + groups
+    (line, key, msg), = _problems(text)
+    assert (line, key) == (14, "analyses[0].by") and "immortal-time bias" in msg and "time_dependent_cox" in msg
+    cox = GOOD + '\n[[analyses]]\nkind = "cox"\nendpoint = "os"\nunivariate = ["sex", "cr"]\n'
+    assert [(k, "'cr' is known only after" in m) for _, k, m in _problems(cox)] == [("analyses[2].univariate", True)]
+    fine_gray = GOOD.replace('endpoint = "cir"', 'endpoint = "cir"\nfine_gray = ["max_agvhd_grade"]')
+    assert [k for _, k, _ in _problems(fine_gray)] == ["analyses[1].fine_gray"]

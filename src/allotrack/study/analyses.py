@@ -227,21 +227,29 @@ def competing_section(ctx: Context, a: sp.CompetingAnalysis) -> Section:
         fit = at.cumulative_incidence(sub, "time", "status", by="group")
         gray = at.gray_test(sub, "time", "status", by="group", cause=1)
         years = [1, 3, 5]
-        est = fit.at([y * DAYS_PER_YEAR / ctx.scale for y in years])
-        est = est[est["cause"] == 1]
-        for g in order:
-            row = {"Group": f"{ctx.label(by)}: {g}", "N": int((sub["group"] == g).sum())}
-            for y in years:
-                r = est[(est["group"] == g) & np.isclose(est["time"], y * DAYS_PER_YEAR / ctx.scale)]
-                row[f"{y} year"] = "—" if r.empty or r["estimate"].isna().all() else _ci(
-                    r["estimate"].iloc[0], r["lower"].iloc[0], r["upper"].iloc[0])  # fmt: skip
-            row["p-value"] = format_pvalue(gray.p_value) + "¹" if g == order[0] else ""
-            rows.append(row)
+        all_causes = fit.at([y * DAYS_PER_YEAR / ctx.scale for y in years])
+        causes = [(1, ep.label, gray)]
+        if a.both_causes:
+            causes.append((2, f"{competing.capitalize()} (competing event, same analysis)",
+                           at.gray_test(sub, "time", "status", by="group", cause=2)))  # fmt: skip
+        for cause, what, test in causes:
+            est = all_causes[all_causes["cause"] == cause]
+            for g in order:
+                row = {"Event": what, "Group": f"{ctx.label(by)}: {g}", "N": int((sub["group"] == g).sum())}
+                for y in years:
+                    r = est[(est["group"] == g) & np.isclose(est["time"], y * DAYS_PER_YEAR / ctx.scale)]
+                    row[f"{y} year"] = "—" if r.empty or r["estimate"].isna().all() else _ci(
+                        r["estimate"].iloc[0], r["lower"].iloc[0], r["upper"].iloc[0])  # fmt: skip
+                row["p-value"] = format_pvalue(test.p_value) + "¹" if g == order[0] else ""
+                rows.append(row)
         figures.append(FigureBlock(f"{ep.label} by {ctx.label(by)} (Gray's test p {format_pvalue(gray.p_value)})",
                                    plot_cumulative_incidence(fit, cause=1, pvalue=gray.p_value, labels=order,
                                    xlabel=f"Time since {ep.origin.replace('_', ' ')} ({ctx.unit})",
                                    ylabel=ep.label, figsize=(7.0, 5.0))))  # fmt: skip
-    tables.append(TableBlock(f"{ep.label} (competing: {competing})", pd.DataFrame(rows),
+    frame = pd.DataFrame(rows)
+    if not a.both_causes and "Event" in frame.columns:
+        frame = frame.drop(columns="Event")
+    tables.append(TableBlock(f"{ep.label} (competing: {competing}; from {ep.origin.replace('_', ' ')})", frame,
                              ("1 Gray's test (R cmprsk cuminc)", "Aalen–Johansen estimate, 95% CI log-log (cmprsk)")))
     fg_rows = []
     for var in a.fine_gray:

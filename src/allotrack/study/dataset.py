@@ -26,6 +26,10 @@ DATASET_COLUMNS = frozenset({
     "donor_sex", "donor_age", "sex_pair", "hla_mismatches", "cd34_per_kg_first", "best_response", "cr",
     "max_agvhd_grade", "early_death", "unrelated_donor", "died", "death_cause"})  # fmt: skip
 
+# the dataset columns known only after a patient's time origin (courses and infusions received, response reached,
+# GVHD grade): comparing survival by them credits the survival needed to reach them (immortal-time bias)
+KNOWN_LATER = frozenset({"n_courses", "n_infusions", "best_response", "cr", "max_agvhd_grade"})
+
 RELAPSE_FREE_FROM_DIAGNOSIS = Endpoint("rfs_dx", "Relapse-free survival from diagnosis", "diagnosis",
                                        ("relapse", "death"))  # fmt: skip
 

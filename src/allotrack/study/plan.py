@@ -120,10 +120,15 @@ class CoxAnalysis(_Strict):
 
 
 class CompetingAnalysis(_Strict):
+    """Cumulative incidence of the endpoint's event with its competing events. ``both_causes`` also tabulates
+    the competing event's cumulative incidence from the same fit (same origin and population: e.g. relapse and
+    non-relapse mortality from first remission, which add up with leukaemia-free survival)."""
+
     kind: Literal["competing"]
     endpoint: str
     by: list[str] = []
     fine_gray: list[str] = []
+    both_causes: bool = False
 
 
 class TimeDependentCoxAnalysis(_Strict):
@@ -184,11 +189,29 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
     analysis on an endpoint [endpoints] does not derive; a Kaplan–Meier, landmark or Cox analysis of an endpoint
     with competing events (their complement of the cumulative incidence is not a probability of the event: use
     ``kind = "competing"``); a competing-risks analysis of an endpoint without competing events; a grouping by a
-    variable that is neither a [[groups]] variable nor a column of the analysis dataset."""
-    from allotrack.study.dataset import DATASET_COLUMNS
+    variable that is neither a [[groups]] variable nor a column of the analysis dataset; a survival, cumulative
+    incidence or Cox comparison by a variable known only after the time origin (immortal-time bias)."""
+    from allotrack.study.dataset import DATASET_COLUMNS, KNOWN_LATER
 
     out: list[tuple[tuple[str | int, ...], str]] = []
     groups = {g.name for g in plan.groups}
+    later = set(KNOWN_LATER) | {g.name for g in plan.groups if g.variable in KNOWN_LATER}
+    timed = KaplanMeierAnalysis | LandmarkAnalysis | CoxAnalysis | CompetingAnalysis
+    for i, a in enumerate(plan.analyses):
+        if not isinstance(a, timed):
+            continue
+        fields = {"by": a.by} if isinstance(a, KaplanMeierAnalysis | LandmarkAnalysis | CompetingAnalysis) else {}
+        if isinstance(a, CoxAnalysis):
+            fields = {"univariate": a.univariate, "multivariate": a.multivariate or []}
+        if isinstance(a, CompetingAnalysis):
+            fields["fine_gray"] = a.fine_gray
+        for key, given in fields.items():
+            for name in [given] if isinstance(given, str) else (given or []):
+                if name in later:
+                    out.append((("analyses", i, key), f"{name!r} is known only after the time origin (courses, "
+                                "infusions, response or GVHD so far): comparing by it credits the survival needed "
+                                "to reach it (immortal-time bias); use kind = \"time_dependent_cox\" or a "
+                                "landmark"))  # fmt: skip
     for i, a in enumerate(plan.analyses):
         key = "endpoints" if isinstance(a, LandmarkAnalysis) else "endpoint"
         names = a.endpoints if isinstance(a, LandmarkAnalysis) else ([a.endpoint] if hasattr(a, "endpoint") else [])
