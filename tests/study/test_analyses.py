@@ -126,3 +126,11 @@ def test_no_survival_comparison_by_the_number_of_courses_received():
             assert "immortal-time biased" in text
         else:
             assert "courses" not in text.lower() or s.title in ("Baseline characteristics", "Hematopoietic recovery"), s.title
+
+
+def test_methods_name_origins_follow_up_welch_sandwich_and_selection():
+    methods = _result().document.methods
+    for phrase in ("Time origins: Overall survival from diagnosis", "Cumulative incidence of relapse from first "
+                   "remission", "reverse Kaplan–Meier method (deaths censored), was 148.5 months", "Welch's t-test",
+                   "sandwich (robust) variance", "univariate likelihood-ratio test gave p < 0.1"):  # fmt: skip
+        assert phrase in methods, phrase

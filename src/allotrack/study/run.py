@@ -31,7 +31,7 @@ METHOD_TEXT = {
     "time_dependent_cox": "The number of courses was analysed as a time-dependent covariate in a counting-process "
                           "Cox model to avoid immortal-time bias.",
     "competing": "Cumulative incidences were estimated with competing risks (Aalen–Johansen) and compared by "
-                 "Gray's test; subdistribution hazards by Fine–Gray regression.",
+                 "Gray's test; subdistribution hazards by Fine–Gray regression with the sandwich (robust) variance.",
     "binary": "Binary outcomes were compared between two groups by the risk difference with Newcombe's hybrid score "
               "interval, the relative risk (Katz log interval) and the odds ratio (conditional maximum-likelihood "
               "estimate with its exact interval), each group's proportion with a Wilson interval; the test of each "
@@ -100,7 +100,8 @@ def run_study(plan: StudyPlan, records: Records | None = None, base_dir: Path | 
     for a in plan.analyses:
         say(f"analysis: {a.kind}")
         sections.append(RUNNERS[a.kind](ctx, a))
-    document = Document(plan.study.title, plan.study.description, tuple(sections), methods_text(plan), software())
+    document = Document(plan.study.title, plan.study.description, tuple(sections), methods_text(plan, data),
+                        software())  # fmt: skip
     return StudyResult(document, data, plan)
 
 
@@ -109,28 +110,63 @@ def software() -> dict[str, str]:
     return {"Python": platform.python_version(), **{n: version(n) for n in names}}
 
 
-def methods_text(plan: StudyPlan) -> str:
-    """A methods paragraph built from the analyses that ran and the software that ran them."""
+def methods_text(plan: StudyPlan, data: pd.DataFrame | None = None) -> str:
+    """A methods paragraph built from the analyses that ran and the software that ran them: the tests, each
+    endpoint's time origin, the follow-up (reverse Kaplan–Meier median of overall survival, from ``data``) and the
+    variance of each model."""
     parts = []
     if plan.baseline:
         parts.append("Baseline characteristics are summarised as n (%) and median (Q1, Q3) or mean (SD), and compared "
                      "by Pearson's chi-square test without continuity correction when all expected counts were at "
                      "least 5, otherwise Fisher's exact test, and by the Wilcoxon rank-sum or Kruskal–Wallis test "
-                     "(t-test or ANOVA for variables declared normally distributed), as gtsummary does.")  # fmt: skip
+                     "(Welch's t-test or ANOVA for variables declared normally distributed), as gtsummary "
+                     "does.")  # fmt: skip
         for var, text in plan.baseline.missing_text.items():
             label = plan.baseline.labels.get(var, var.replace("_", " "))
             parts.append(f"{label} is summarised and compared among the patients it applies to (the others are "
                          f"shown as “{text}”).")  # fmt: skip
     kinds = list(dict.fromkeys(a.kind for a in plan.analyses))
     parts += [METHOD_TEXT[k] for k in kinds if METHOD_TEXT[k]]
+    for a in plan.analyses:
+        if a.kind == "cox" and getattr(a, "multivariate", None) is None:
+            parts.append(f"For {a.endpoint.upper()}, variables entered the multivariate Cox model when their "
+                         f"univariate likelihood-ratio test gave p < {a.select_p:g} (the p-value shown with "
+                         "them); each term is shown with its Wald p-value.")  # fmt: skip
     unit = plan.study.time_unit
     scale = f" (days / {DAYS_PER_UNIT[unit]:g})" if unit != "days" else ""
     parts.append(f"Times are from the dated records, in {unit}{scale}.")
+    parts += _origins(plan)
+    if data is not None and "os_time" in data.columns:
+        parts.append(_follow_up(data, unit))
     sw = software()
     parts.append("All analyses were run with allotrack " + sw["allotrack"] + " (Python " + sw["Python"] + "; numpy "
                  + sw["numpy"] + ", scipy " + sw["scipy"] + ", pandas " + sw["pandas"] + "), whose estimators are "
                  "checked against R's survival and cmprsk packages. Two-sided p < 0.05 was considered significant.")
     return " ".join(parts)
+
+
+def _origins(plan: StudyPlan) -> list[str]:
+    """One sentence naming the time origin of each endpoint an analysis uses."""
+    from allotrack.endpoints.definitions import ENDPOINTS
+
+    used = dict.fromkeys(n for a in plan.analyses for n in (getattr(a, "endpoints", None)
+                                                          or [getattr(a, "endpoint", None)]) if n)  # fmt: skip
+    if not used:
+        return []
+    said = [f"{ENDPOINTS[n].label.split(' (')[0]} from {ENDPOINTS[n].origin.replace('_', ' ')}" for n in used]
+    return ["Time origins: " + "; ".join(said) + "."]
+
+
+def _follow_up(data: pd.DataFrame, unit: str) -> str:
+    """The median follow-up by the reverse Kaplan–Meier method (Schemper & Smith 1996) for overall survival."""
+    from allotrack.stats.follow_up import median_follow_up
+
+    d = data.dropna(subset=["os_time", "os_status"])
+    fu = median_follow_up(d["os_time"].astype(float) / DAYS_PER_UNIT[unit], d["os_status"].astype(int)).table
+    row = fu.iloc[0]
+    ci = f" (95% CI {row['lower']:.1f}–{row['upper']:.1f})" if row["upper"] == row["upper"] else ""
+    return (f"Median follow-up, by the reverse Kaplan–Meier method (deaths censored), was {row['median']:.1f} "
+            f"{unit}{ci}.")
 
 
 FORMATS = ("html", "docx")
