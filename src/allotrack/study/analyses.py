@@ -15,7 +15,6 @@ from scipy import stats as sps
 
 import allotrack as at
 from allotrack.endpoints.definitions import ENDPOINTS
-from allotrack.endpoints.recovery import recovery_per_course
 from allotrack.endpoints.timevarying import counting_process
 from allotrack.records import views
 from allotrack.records.dates import DAYS_PER_UNIT, DAYS_PER_YEAR
@@ -285,24 +284,6 @@ def response_section(ctx: Context, a: sp.SimpleAnalysis) -> Section:
                                                                 note),))  # fmt: skip
 
 
-def recovery_section(ctx: Context, a: sp.SimpleAnalysis) -> Section:
-    inf = ctx.records["infusions"][["course_id", "date"]].rename(columns={"date": "infusion_date"})
-    courses = ctx.records["courses"][["course_id", "start_date"]].merge(inf, on="course_id")
-    offset = (courses["infusion_date"] - courses["start_date"]).dt.days.set_axis(courses["course_id"])
-    rows = []
-    for rule, label in (("neutrophil", "Neutrophils ≥ 0.5 × 10⁹/L"), ("platelet", "Platelets ≥ 20 × 10⁹/L")):
-        rec = recovery_per_course(ctx.records, rule=rule)
-        rec = rec[rec["status"] == "reached"]
-        days = (rec["end_day"] - pd.to_numeric(rec["course_id"].map(offset))).dropna().to_numpy(float)
-        q1, med, q3 = np.quantile(days, [0.25, 0.5, 0.75], method="inverted_cdf") if len(days) else (np.nan,) * 3
-        rows.append({"Recovery": label, "Courses": len(days), "Median days after infusion (Q1, Q3)":
-                     f"{med:.0f} ({q1:.0f}, {q3:.0f})" if len(days) else "—",
-                     "Range": f"{days.min():.0f}–{days.max():.0f}" if len(days) else "—"})  # fmt: skip
-    note = ("First of 3 consecutive days at or above the threshold after the nadir (CIBMTR); platelets without "
-            "transfusion in the preceding 7 days",)
-    return Section("Hematopoietic recovery", (), (TableBlock("Recovery per course", pd.DataFrame(rows), note),))
-
-
 def adverse_events_section(ctx: Context, a: sp.SimpleAnalysis) -> Section:
     ae = ctx.records["adverse_events"]
     worst = ae.groupby(["patient_id", "term"])["grade"].max().unstack()
@@ -335,6 +316,12 @@ def swimmer_section(ctx: Context, a: sp.SimpleAnalysis) -> Section:
     fig = plot_swimmer(ctx.records, unit=ctx.unit, scale=ctx.scale)
     return Section("Patient timelines", (), (), (FigureBlock("Courses, infusions, remission, relapse and death per "
                                                              "patient", fig),))  # fmt: skip
+
+
+def recovery_section(ctx: Context, a: sp.RecoveryAnalysis) -> Section:
+    from allotrack.study.recovery_section import recovery_section as run
+
+    return run(ctx, a)
 
 
 def binary_section(ctx: Context, a: sp.BinaryAnalysis) -> Section:

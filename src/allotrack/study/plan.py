@@ -161,14 +161,24 @@ class BinaryAnalysis(_Strict):
     title: str | None = None
 
 
+class RecoveryAnalysis(_Strict):
+    """Hematopoietic recovery (see :mod:`allotrack.study.recovery_section`): the rule ("mst": onset of cytopenia
+    to ANC > 0.5 and platelets > 30; "cibmtr": engraftment after infusion) and the courses ("induction": each
+    patient's first; "all": every course, summarised per patient)."""
+
+    kind: Literal["recovery"]
+    rule: Literal["mst", "cibmtr"] = "cibmtr"
+    courses: Literal["induction", "all"] = "all"
+
+
 class SimpleAnalysis(_Strict):
-    kind: Literal["response", "recovery", "adverse_events", "chimerism", "swimmer"]
+    kind: Literal["response", "adverse_events", "chimerism", "swimmer"]
     by: str | None = None
 
 
 Analysis = Annotated[
     KaplanMeierAnalysis | CoxAnalysis | CompetingAnalysis | TimeDependentCoxAnalysis | LandmarkAnalysis
-    | BinaryAnalysis | SimpleAnalysis,
+    | BinaryAnalysis | RecoveryAnalysis | SimpleAnalysis,
     Field(discriminator="kind"),
 ]
 

@@ -37,7 +37,8 @@ METHOD_TEXT = {
               "estimate with its exact interval), each group's proportion with a Wilson interval; the test of each "
               "comparison is named in its table.",
     "response": "Rates are given with exact (Clopper–Pearson) 95% confidence intervals.",
-    "recovery": "Hematopoietic recovery was counted per course from daily blood counts (CIBMTR definitions).",
+    "recovery": "Hematopoietic recovery was counted from daily blood counts by the rule named in its table; where "
+                "a patient had several courses, each patient's median was summarised (courses are correlated).",
     "adverse_events": "Adverse events are summarised as the worst CTCAE grade per patient and term.",
     "chimerism": "Donor chimerism is shown per patient over time on a log scale.",
     "swimmer": "",
