@@ -138,3 +138,16 @@ def test_entry_at_zero_equals_right_censored(frame):
     a = at.kaplan_meier(frame, "time", "event")
     b = at.kaplan_meier(frame.assign(start=0.0), "time", "event", entry="start")
     pd.testing.assert_frame_equal(a.table, b.table, check_exact=False, rtol=1e-12)
+
+
+def test_cox_does_not_depend_on_row_order_when_a_covariate_carries_no_information():
+    """Found by the property above: events at t = 10 and 20 only, where every patient at risk has x = 0. The
+    covariate means were a BLAS dot product, whose rounding depends on the row order, so some orders centred x to
+    tiny non-zero values and gave a finite coefficient (2.67) or a singular-information error, others 0."""
+    times = [1.0, 2, 3, 4, 5, 6, 7, 9, 11, 14, 15, 21, 8, 16, 17, 22, 0.25, 18, 1.5, 13, 19, 0.5, 10, 12, 20]
+    x = [1.097656, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0.25, 0, 1.699219, 0, 0, 0.22, 0, 0, 0]
+    event = [int(t in (10, 20)) for t in times]
+    frame = pd.DataFrame({"time": times, "event": event, "x": x})
+    fits = [at.cox_ph(frame.sample(frac=1.0, random_state=seed), "time", "event", covariates=["x"], tol=1e-12,
+                      max_iter=50) for seed in range(20)]  # fmt: skip
+    assert {float(f.coef[0]) for f in fits} == {0.0} and all(f.converged for f in fits)

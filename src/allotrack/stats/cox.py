@@ -121,6 +121,14 @@ def _solve(info: np.ndarray, vec: np.ndarray) -> np.ndarray:
         return np.linalg.lstsq(info, vec, rcond=None)[0]
 
 
+def _sorted_mean(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Weighted column means summed in the time-sorted order of the rows, so that they do not depend on the order
+    the rows were given in (rows with distinct times). A BLAS product over the input order rounds differently for
+    a permuted input; a covariate constant within every risk set then centred to tiny non-zero values in one
+    order and exact zeros in another, turning "no information" into a spurious finite estimate."""
+    return np.add.reduce(x * w[:, None], axis=0) / np.add.reduce(w)
+
+
 def _inverse(info: np.ndarray) -> np.ndarray:
     try:
         return cho_solve(cho_factor(info), np.eye(info.shape[0]))
@@ -218,12 +226,13 @@ def cox_ph(
     design = build_design(data, covariates, formula)
     if design.matrix.shape[0] != n:
         raise InputError(f"covariates have {design.matrix.shape[0]} rows but time has {n}")
-    means = (w @ design.matrix) / w.sum()
     rs = build_risk_sets(stop, ev, w, scode, start)  # near ties merged here (aeqSurv), data sorted once
     n_cov = len(design.columns)
     x = np.empty((n, n_cov), order="F")  # column-major: column sums and cumsums are contiguous
     for col in range(n_cov):
-        x[:, col] = design.matrix[rs.order, col] - means[col]
+        x[:, col] = design.matrix[rs.order, col]
+    means = _sorted_mean(x, w[rs.order])
+    x -= means
     terms = engine.tie_terms(rs, x, ties)
     beta, final, null, iters, converged = _newton(rs, x, terms, max_iter, tol)
     messages = []
