@@ -116,3 +116,64 @@ def test_a_comparison_by_a_variable_known_only_later_is_refused():
     assert [(k, "'cr' is known only after" in m) for _, k, m in _problems(cox)] == [("analyses[2].univariate", True)]
     fine_gray = GOOD.replace('endpoint = "cir"', 'endpoint = "cir"\nfine_gray = ["max_agvhd_grade"]')
     assert [k for _, k, _ in _problems(fine_gray)] == ["analyses[1].fine_gray"]
+
+
+DEFINED = GOOD.replace('use = ["os", "cir"]', 'use = ["os", "cir", "dfs_52w", "relapse_nk"]') + """
+[[endpoints.define]]
+name = "dfs_52w"
+label = "Disease-free survival to week 52 (from randomisation)"
+origin = "randomization"
+events = ["relapse", "death"]
+horizon_days = 364
+
+[[endpoints.define]]
+name = "relapse_nk"
+label = "Relapse from the first NK-cell infusion"
+origin = "first_infusion:NK"
+events = ["relapse"]
+competing = ["death_without_relapse"]
+"""
+
+
+def test_a_plan_defines_its_own_endpoints_with_origin_events_competing_events_and_horizon():
+    plan = parse_plan(DEFINED)
+    dfs = plan.endpoint("dfs_52w")
+    assert (dfs.origin, dfs.events, dfs.horizon_days, dfs.is_competing) == ("randomization", ("relapse", "death"),
+                                                                           364, False)  # fmt: skip
+    assert plan.endpoint("relapse_nk").is_competing and plan.endpoint("os").origin == "diagnosis"
+    bad = DEFINED.replace('origin = "first_infusion:NK"', 'origin = "first_nk"')
+    (line, key, msg), = _problems(bad)
+    second = [i + 1 for i, text in enumerate(bad.splitlines()) if text == "[[endpoints.define]]"][1]
+    assert (line, key) == (second, "endpoints.define[1]") and "origin must be one of" in msg
+
+
+def test_plan_defined_endpoints_are_derived_from_their_origin_with_the_horizon():
+    """Worked by hand: p1 randomised on day 10 (enrolment record), relapse on day 200 -> 190 days, an event;
+    p2 randomised on day 0, death on day 500 -> censored at the 364-day horizon; p3 NK infusion on day 20, relapse
+    on day 80 -> 60 days, relapse; p4 without NK infusion -> undefined."""
+    from datetime import date, timedelta
+
+    import pandas as pd
+
+    from allotrack.records import Records
+    from allotrack.study.dataset import analysis_dataset
+
+    d0 = date(2021, 1, 1)
+    day = lambda k: d0 + timedelta(days=k)  # noqa: E731
+    records = Records.from_frames(
+        patients=pd.DataFrame({"patient_id": ["p1", "p2", "p3", "p4"], "sex": "F", "diagnosis": "AML",
+                               "diagnosis_date": [day(0)] * 4, "randomization_date": [None, day(0), None, None]}),
+        enrolments=pd.DataFrame({"patient_id": ["p1"], "study": ["RCT"], "randomisation_date": [day(10)]}),
+        infusions=pd.DataFrame({"infusion_id": ["i3"], "patient_id": ["p3"], "date": [day(20)], "product": ["NK"]}),
+        assessments=pd.DataFrame({"patient_id": ["p1", "p3"], "item": "response_eln", "date": [day(30), day(30)],
+                                  "value_text": "CR"}),
+        relapses=pd.DataFrame({"patient_id": ["p1", "p3"], "date": [day(200), day(80)]}),
+        deaths=pd.DataFrame({"patient_id": ["p2"], "date": [day(500)]}),
+        follow_up=pd.DataFrame({"patient_id": ["p1", "p2", "p3", "p4"],
+                                "last_contact_date": [day(300), day(500), day(300), day(300)]}),
+    )  # fmt: skip
+    data = analysis_dataset(records, parse_plan(DEFINED)).set_index("patient_id")
+    assert data.loc[["p1", "p2"], "dfs_52w_time"].tolist() == [190, 364]
+    assert data.loc[["p1", "p2"], "dfs_52w_status"].tolist() == [1, 0]
+    assert (data.loc["p3", "relapse_nk_time"], data.loc["p3", "relapse_nk_status"]) == (60, 1)
+    assert pd.isna(data.loc["p4", "relapse_nk_time"])

@@ -10,7 +10,14 @@ Event kinds: ``death``; ``relapse`` (any row of the relapses table); ``death_wit
 ``agvhd_2_4`` / ``agvhd_3_4`` (first acute GVHD assessment of grade ≥ 2 / ≥ 3);
 ``cgvhd_systemic`` (chronic GVHD needing systemic therapy); ``refractory`` (no remission within the
 endpoint's ``landmark_days``; the event is set on day 1 as ELN 2022 does for EFS).
-Origins: ``diagnosis``, ``randomization``, ``first_course``, ``first_infusion``, ``first_remission``.
+Origins: ``diagnosis``, ``randomization`` (the patient's randomisation date, else the enrolment record's),
+``enrolment``, ``first_course``, ``first_infusion`` (any cell product), ``hsct`` (the first infusion of product
+HSCT), ``first_infusion:<product>`` (the first infusion of a named product, e.g. ``first_infusion:NK``),
+``first_intervention:<agent>`` (the first intervention of a dictionary agent, e.g.
+``first_intervention:basiliximab``), ``first_remission``.
+
+``horizon_days`` censors administratively: an event after origin + horizon is not counted, and follow-up ends
+there (e.g. a trial's 52-week disease-free survival).
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-ORIGINS = ("diagnosis", "randomization", "first_course", "first_infusion", "first_remission")
+ORIGINS = ("diagnosis", "randomization", "enrolment", "first_course", "first_infusion", "hsct", "first_remission")
+NAMED_ORIGINS = ("first_infusion:", "first_intervention:")  # followed by a product or an agent
 KINDS = ("death", "relapse", "death_without_relapse", "agvhd_2_4", "agvhd_3_4", "cgvhd_systemic", "refractory")
 
 
@@ -30,10 +38,15 @@ class Endpoint:
     events: tuple[str, ...]
     competing: tuple[str, ...] = ()
     landmark_days: int | None = None  # for "refractory"
+    horizon_days: float | None = None  # administrative censoring at origin + horizon
 
     def __post_init__(self) -> None:
-        if self.origin not in ORIGINS:
-            raise ValueError(f"endpoint {self.name}: origin must be one of {ORIGINS}, not {self.origin!r}")
+        named = self.origin.startswith(NAMED_ORIGINS) and self.origin.split(":", 1)[1].strip() != ""
+        if self.origin not in ORIGINS and not named:
+            raise ValueError(f"endpoint {self.name}: origin must be one of {ORIGINS} or first_infusion:<product> "
+                             f"or first_intervention:<agent>, not {self.origin!r}")
+        if self.horizon_days is not None and not self.horizon_days > 0:
+            raise ValueError(f"endpoint {self.name}: horizon_days must be positive, not {self.horizon_days!r}")
         for kind in (*self.events, *self.competing):
             if kind not in KINDS:
                 raise ValueError(f"endpoint {self.name}: unknown event kind {kind!r}; kinds are {KINDS}")

@@ -48,9 +48,12 @@ def _event_dates(t: Records, ids: pd.Index) -> dict[str, pd.Series]:
     g, resp = views.gvhd(t), views.responses(t)
     out = {
         "diagnosis": t["patients"].set_index("patient_id")["diagnosis_date"],
-        "randomization": t["patients"].set_index("patient_id")["randomization_date"],
+        "randomization": t["patients"].set_index("patient_id")["randomization_date"].fillna(
+            _first(t["enrolments"], "randomisation_date")),  # the patient record's, else the enrolment's
+        "enrolment": _first(t["enrolments"], "enrolment_date"),
         "first_course": _first(t["courses"], "start_date"),
         "first_infusion": _first(t["infusions"], "date"),
+        "hsct": _first(t["infusions"], "date", t["infusions"]["product"] == "HSCT"),
         "first_remission": _first(resp, "date", resp["category"].isin(REMISSIONS)),
         "death": t["deaths"].set_index("patient_id")["date"],
         "relapse": _first(t["relapses"], "date"),
@@ -62,6 +65,17 @@ def _event_dates(t: Records, ids: pd.Index) -> dict[str, pd.Series]:
     # same-day relapse and death: relapse first (death_without_relapse only if no relapse on or before death)
     out["death_without_relapse"] = out["death"].where(out["relapse"].isna() | (out["relapse"] > out["death"]))
     return out
+
+
+def _named_origin(t: Records, ids: pd.Index, origin: str) -> pd.Series:
+    """Each patient's first infusion of a named product (``first_infusion:NK``) or first intervention of a named
+    agent (``first_intervention:basiliximab``)."""
+    kind, name = origin.split(":", 1)
+    if kind == "first_infusion":
+        rows = t["infusions"][t["infusions"]["product"] == name.strip()]
+        return _first(rows, "date").reindex(ids).astype("datetime64[ns]")
+    rows = t["interventions"][t["interventions"]["agent"] == name.strip()]
+    return _first(rows, "start_date").reindex(ids).astype("datetime64[ns]")
 
 
 def _last_contact(t: Records, ids: pd.Index) -> tuple[pd.Series, pd.Series]:
@@ -100,6 +114,12 @@ def _endpoint(ep: Endpoint, dates: dict[str, pd.Series], last: pd.Series, last_s
     status[has_event] = first_kind[has_event].map(code).astype("Int64")
     end = end.where(has_event, last)
     source = first_kind.where(has_event, "censored at " + last_src)
+    if ep.horizon_days is not None:  # administrative censoring: nothing counts after origin + horizon
+        horizon = origin + pd.to_timedelta(ep.horizon_days, unit="D")
+        beyond = end > horizon
+        status = status.mask(beyond, 0)
+        source = source.mask(beyond, f"censored at the {ep.horizon_days:g}-day horizon")
+        end = end.where(~beyond, horizon)
     defined = origin.notna() & end.notna()
     time = (end - origin).dt.days.astype("Float64")
     neg = defined & (time < 0)  # last contact before the origin cannot happen in validated records
@@ -163,6 +183,9 @@ def derive_endpoints(
     t = validate_records(records, today) if validate else records
     ids = pd.Index(t["patients"]["patient_id"], name="patient_id")
     dates = _event_dates(t, ids)
+    for ep in eps:
+        if ep.origin not in dates:
+            dates[ep.origin] = _named_origin(t, ids, ep.origin)
     last, last_src = _last_contact(t, ids)
     parts, expls = [_covariates(t, ids, dates, early_death_days)], []
     for ep in eps:

@@ -14,7 +14,6 @@ import pandas as pd
 from scipy import stats as sps
 
 import allotrack as at
-from allotrack.endpoints.definitions import ENDPOINTS
 from allotrack.endpoints.timevarying import counting_process
 from allotrack.records import views
 from allotrack.records.dates import DAYS_PER_UNIT, DAYS_PER_YEAR
@@ -69,7 +68,7 @@ def _months(x: float) -> str:
 
 
 def kaplan_meier_section(ctx: Context, a: sp.KaplanMeierAnalysis) -> Section:
-    ep = ENDPOINTS[a.endpoint]
+    ep = ctx.plan.endpoint(a.endpoint)
     d = ctx.timed(a.endpoint)
     figures, rows = [], []
     overall = at.kaplan_meier(d, "time", "status")
@@ -106,7 +105,7 @@ def kaplan_meier_section(ctx: Context, a: sp.KaplanMeierAnalysis) -> Section:
 def landmark_section(ctx: Context, a: sp.LandmarkAnalysis) -> Section:
     rows = []
     for name in a.endpoints:
-        ep = ENDPOINTS[name]
+        ep = ctx.plan.endpoint(name)
         d = ctx.timed(name)
         groups: list[tuple[str, pd.DataFrame]] = [("All patients", d)]
         if a.by:
@@ -158,7 +157,7 @@ def _formula_term(name: str, data: pd.DataFrame) -> str:
 
 
 def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
-    ep = ENDPOINTS[a.endpoint]
+    ep = ctx.plan.endpoint(a.endpoint)
     d = ctx.timed(a.endpoint)
     uni_rows, p_by_var = [], {}
     for var in a.univariate:
@@ -193,7 +192,7 @@ def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
 
 def time_dependent_cox_section(ctx: Context, a: sp.TimeDependentCoxAnalysis) -> Section:
     """"More than N courses" as a covariate that switches on at the start of course N + 1 (no immortal time)."""
-    ep = ENDPOINTS[a.endpoint]
+    ep = ctx.plan.endpoint(a.endpoint)
     d = ctx.timed(a.endpoint)
     courses = ctx.records["courses"].merge(ctx.records["patients"][["patient_id", "diagnosis_date"]], on="patient_id")
     nth = courses[courses["number"] == a.courses_above + 1]
@@ -215,7 +214,7 @@ def time_dependent_cox_section(ctx: Context, a: sp.TimeDependentCoxAnalysis) -> 
 
 
 def competing_section(ctx: Context, a: sp.CompetingAnalysis) -> Section:
-    ep = ENDPOINTS[a.endpoint]
+    ep = ctx.plan.endpoint(a.endpoint)
     d = ctx.timed(a.endpoint)
     competing = ", ".join(k.replace("_", " ") for k in ep.competing)
     figures, rows, tables = [], [], []

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from allotrack.endpoints import derive_endpoints
-from allotrack.endpoints.definitions import ENDPOINTS, Endpoint
+from allotrack.endpoints.definitions import Endpoint
 from allotrack.errors import InputError
 from allotrack.records.dates import DAYS_PER_YEAR
 from allotrack.records.schema import Records
@@ -56,13 +56,14 @@ def group_variable(values: pd.Series, spec: GroupVariable) -> pd.Series:
 
 def analysis_dataset(records: Records, plan: StudyPlan, validate: bool = True) -> pd.DataFrame:
     """One row per patient: endpoints (times in days), covariates, grouping variables, landmark statuses."""
-    eps = [ENDPOINTS[name] for name in plan.endpoints.use] + [RELAPSE_FREE_FROM_DIAGNOSIS]
+    eps = [plan.endpoint(name) for name in plan.endpoints.use] + [RELAPSE_FREE_FROM_DIAGNOSIS]
     derived = derive_endpoints(records, endpoints=eps, early_death_days=plan.endpoints.early_death_days,
                                validate=validate)  # fmt: skip
     data = derived.data.rename(columns={f"early_death_{plan.endpoints.early_death_days}d": "early_death"})
     relation = data["donor_relation"]
     data["unrelated_donor"] = (relation == "unrelated").astype("Int64").mask(relation.isna())
-    deaths = records["deaths"].drop_duplicates("patient_id").set_index("patient_id")["cause"]
+    death_rows = records["deaths"].drop_duplicates("patient_id").set_index("patient_id")
+    deaths = death_rows["cause"] if "cause" in death_rows.columns else pd.Series(dtype=object)  # optional column
     if "os_status" in data:
         data["died"] = data["os_status"].astype("Int64")
         cause = data["patient_id"].map(deaths)

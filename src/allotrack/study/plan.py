@@ -39,9 +39,9 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from allotrack.endpoints.definitions import ENDPOINTS
+from allotrack.endpoints.definitions import ENDPOINTS, Endpoint
 from allotrack.errors import AllotrackError
 
 
@@ -81,18 +81,34 @@ class GroupVariable(_Strict):
         return self
 
 
+class EndpointSpec(_Strict):
+    """A study's own endpoint: its time origin (see :mod:`allotrack.endpoints.definitions`: diagnosis, hsct,
+    randomization, enrolment, first_course, first_infusion, first_infusion:<product>,
+    first_intervention:<agent>, first_remission), the event kinds that end it, the competing kinds, and an
+    optional horizon (administrative censoring, in days from the origin)."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    label: str
+    origin: str
+    events: list[str]
+    competing: list[str] = []
+    horizon_days: Annotated[float, Field(gt=0)] | None = None
+
+    @model_validator(mode="after")
+    def _definable(self) -> EndpointSpec:
+        self.endpoint()  # the definition's own checks (origin and event kinds)
+        return self
+
+    def endpoint(self) -> Endpoint:
+        return Endpoint(self.name, self.label, self.origin, tuple(self.events), tuple(self.competing),
+                        horizon_days=self.horizon_days)  # fmt: skip
+
+
 class EndpointChoice(_Strict):
     use: list[str] = ["os"]
     early_death_days: Annotated[int, Field(ge=1, le=365)] = 28
     landmark_years: list[float] = []
-
-    @field_validator("use")
-    @classmethod
-    def _known(cls, names: list[str]) -> list[str]:
-        unknown = [n for n in names if n not in ENDPOINTS]
-        if unknown:
-            raise ValueError(f"unknown endpoint(s) {unknown}; known: {sorted(ENDPOINTS)}")
-        return names
+    define: list[EndpointSpec] = []
 
 
 class Baseline(_Strict):
@@ -186,6 +202,13 @@ Analysis = Annotated[
 class StudyPlan(_Strict):
     """A whole study plan (see the module docstring for the file format)."""
 
+    def endpoint(self, name: str) -> Endpoint:
+        """An endpoint by name: one the plan defines, else a built-in one."""
+        for spec in self.endpoints.define:
+            if spec.name == name:
+                return spec.endpoint()
+        return ENDPOINTS[name]
+
     study: StudyInfo
     data: DataSource
     groups: list[GroupVariable] = []
@@ -204,6 +227,12 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
     from allotrack.study.dataset import DATASET_COLUMNS, KNOWN_LATER
 
     out: list[tuple[tuple[str | int, ...], str]] = []
+    defined = {d.name for d in plan.endpoints.define}
+    unknown = [n for n in plan.endpoints.use if n not in ENDPOINTS and n not in defined]
+    if unknown:
+        out.append((("endpoints", "use"), f"unknown endpoint(s) {unknown}; known: {sorted(ENDPOINTS)} and those "
+                    "defined in [[endpoints.define]]"))  # fmt: skip
+        return out
     groups = {g.name for g in plan.groups}
     later = set(KNOWN_LATER) | {g.name for g in plan.groups if g.variable in KNOWN_LATER}
     timed = KaplanMeierAnalysis | LandmarkAnalysis | CoxAnalysis | CompetingAnalysis
@@ -228,12 +257,13 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
         for name in names:
             if name not in plan.endpoints.use:
                 out.append((("analyses", i, key), f"uses endpoint {name!r}, which [endpoints] use does not list"))
-            elif ENDPOINTS[name].is_competing and isinstance(
+            elif plan.endpoint(name).is_competing and isinstance(
                     a, KaplanMeierAnalysis | LandmarkAnalysis | CoxAnalysis | TimeDependentCoxAnalysis):
                 out.append((("analyses", i, key), f"{name!r} has competing events: a {a.kind} analysis would treat "
                             "them as censoring; use kind = \"competing\" (cumulative incidence, Gray's test, "
                             "Fine–Gray)"))  # fmt: skip
-        if isinstance(a, CompetingAnalysis) and a.endpoint in ENDPOINTS and not ENDPOINTS[a.endpoint].is_competing:
+        if (isinstance(a, CompetingAnalysis) and a.endpoint in plan.endpoints.use
+                and not plan.endpoint(a.endpoint).is_competing):  # fmt: skip
             out.append((("analyses", i, "endpoint"), f"{a.endpoint!r} is not a competing-risk endpoint"))
         given = getattr(a, "by", None)
         for name in given if isinstance(given, list) else [given] if isinstance(given, str) else []:
@@ -324,7 +354,13 @@ def _line_of(text: str, loc: tuple[object, ...]) -> int | None:
     keys = [p for p in loc if isinstance(p, str)]
     if not keys:
         return None
-    table, index = keys[0], next((p for p in loc[1:2] if isinstance(p, int)), 0)
+    table, index, depth = keys[0], next((p for p in loc[1:2] if isinstance(p, int)), 0), 1
+    if len(keys) >= 2:  # a nested array of tables such as [[endpoints.define]]
+        nested = f"{keys[0]}.{keys[1]}"
+        position = loc.index(keys[1])
+        if any(re.match(rf"^\s*\[\[\s*{re.escape(nested)}\s*\]\]", line) for line in lines):
+            table, depth = nested, 2
+            index = next((p for p in loc[position + 1:position + 2] if isinstance(p, int)), 0)
     header = re.compile(rf"^\s*\[\[?\s*{re.escape(table)}\s*\]\]?\s*$")
     starts = [i for i, line in enumerate(lines) if header.match(line)]
     if not starts:
@@ -332,7 +368,7 @@ def _line_of(text: str, loc: tuple[object, ...]) -> int | None:
         return next((i + 1 for i, line in enumerate(lines) if key.match(line)), None)
     start = starts[min(index, len(starts) - 1)]
     end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
-    for part in reversed(keys[1:]):
+    for part in reversed(keys[depth:]):
         key = re.compile(rf"^\s*{re.escape(part)}\s*=")
         hit = next((i for i in range(start + 1, end) if key.match(lines[i])), None)
         if hit is not None:

@@ -148,13 +148,12 @@ def methods_text(plan: StudyPlan, data: pd.DataFrame | None = None) -> str:
 
 def _origins(plan: StudyPlan) -> list[str]:
     """One sentence naming the time origin of each endpoint an analysis uses."""
-    from allotrack.endpoints.definitions import ENDPOINTS
-
     used = dict.fromkeys(n for a in plan.analyses for n in (getattr(a, "endpoints", None)
                                                           or [getattr(a, "endpoint", None)]) if n)  # fmt: skip
     if not used:
         return []
-    said = [f"{ENDPOINTS[n].label.split(' (')[0]} from {ENDPOINTS[n].origin.replace('_', ' ')}" for n in used]
+    said = [f"{plan.endpoint(n).label.split(' (')[0]} from {plan.endpoint(n).origin.replace('_', ' ')}"
+            for n in used if n in plan.endpoints.use]  # fmt: skip
     return ["Time origins: " + "; ".join(said) + "."]
 
 
