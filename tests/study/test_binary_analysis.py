@@ -80,3 +80,40 @@ def test_every_table_is_written_beside_the_report_with_unrounded_values(tmp_path
     table = pd.read_csv(tmp_path / "tables" / index[0]["file"]).set_index("measure")
     assert table.loc["risk_difference", "estimate"] == pytest.approx(18 / 65, rel=1e-12)
     assert index[0]["footnotes"][0].startswith("¹ Pearson's chi-square")
+
+
+def test_populations_and_subsets_restrict_an_analysis_and_are_named():
+    """The per-protocol population (125 of 130) and a subset by arm-independent dataset values; the report says
+    which patients were analysed. An unknown population is refused naming the recorded ones."""
+    from allotrack.errors import InputError
+
+    records = five_study_records()["msc_rct"]
+    pops = records["populations"]
+    pp = set(pops[(pops["population"] == "per-protocol") & pops["included"].astype(str).isin(["yes", "True",
+                                                                                                "true", "1"])]
+             ["patient_id"])  # fmt: skip
+    text = PLAN.replace("{test}", "chisq").replace('test = "chisq"', 'test = "chisq"\npopulation = "per-protocol"')
+    section = run_study(parse_plan(text), records=records).document.sections[0]
+    assert section.paragraphs[0] == f"Analysed: population per-protocol (n = {len(pp)})."
+    data = section.tables[0].data.set_index("measure")
+    assert data.loc["proportion_a", "estimate"] > 0  # computed on the population only
+    rows = section.tables[0].frame[""].tolist()
+    n_shown = sum(int(r.split("/")[1]) for r in rows[:2])
+    assert n_shown <= len(pp) < 130
+    female = PLAN.replace("{test}", "fisher").replace('test = "fisher"', "test = \"fisher\"\nsubset = \"[sex] = 'F'\"")
+    section = run_study(parse_plan(female), records=records).document.sections[0]
+    n_female = int((records["patients"]["sex"] == "F").sum())
+    assert section.paragraphs[0] == f"Analysed: subset [sex] = 'F' (n = {n_female})."
+    with pytest.raises(InputError, match="analysis population 'mITT' has no patients"):
+        run_study(parse_plan(text.replace("per-protocol", "mITT")), records=records)
+
+
+def test_a_subset_naming_an_unknown_column_is_refused_at_its_line():
+    from allotrack.study.plan import PlanError
+
+    text = PLAN.replace("{test}", "chisq").replace('test = "chisq"', "test = \"chisq\"\nsubset = \"[dsa_neg] = '1'\"")
+    with pytest.raises(PlanError) as err:
+        parse_plan(text)
+    ((line, key, msg),) = err.value.problems
+    assert key == "analyses[0].subset" and "'dsa_neg'" in msg and line == text.splitlines().index(
+        "subset = \"[dsa_neg] = '1'\"") + 1  # fmt: skip

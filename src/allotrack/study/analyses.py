@@ -15,6 +15,7 @@ from scipy import stats as sps
 
 import allotrack as at
 from allotrack.endpoints.timevarying import counting_process
+from allotrack.errors import InputError
 from allotrack.records import views
 from allotrack.records.dates import DAYS_PER_UNIT, DAYS_PER_YEAR
 from allotrack.records.dictionary import DataDictionary
@@ -38,6 +39,37 @@ class Context:
         self.scale = DAYS_PER_UNIT[self.unit]
         self.labels = dict(plan.baseline.labels) if plan.baseline else {}
         self.levels = dict(plan.baseline.levels) if plan.baseline else {}
+
+    def restricted(self, a: Any) -> tuple[Context, str | None]:
+        """The context of one analysis: its ``population`` and ``subset`` (plan.py's ``_Analysis``) applied to the
+        dataset and the records, and a sentence naming them with the number of patients (None for everyone)."""
+        population, subset = getattr(a, "population", None), getattr(a, "subset", None)
+        if population is None and subset is None:
+            return self, None
+        keep = self.data["patient_id"].notna().to_numpy().copy()  # a writable mask
+        said = []
+        if population is not None:
+            pops = self.records["populations"]
+            chosen = pops[(pops["population"] == population) & pops["included"].fillna(False).astype(bool)]
+            if chosen.empty:
+                known = sorted(set(pops["population"].dropna()))
+                raise InputError(f"analysis population {population!r} has no patients in the records (populations "
+                                 f"recorded: {known or 'none'})", table="populations", column="population")  # fmt: skip
+            keep &= self.data["patient_id"].isin(set(chosen["patient_id"])).to_numpy()
+            said.append(f"population {population}")
+        if subset is not None:
+            from allotrack.records.branching import holds, parse
+
+            tree = parse(subset)
+            rows = self.data.to_dict("records")
+            keep &= np.asarray([holds(tree, {str(k): (None if v is pd.NA else v) for k, v in row.items()})
+                                for row in rows], dtype=np.bool_)  # fmt: skip
+            said.append(f"subset {subset}")
+        data = self.data[keep]
+        ids = set(data["patient_id"])
+        records = Records({name: frame[frame["patient_id"].isin(ids)] for name, frame in self.records.tables.items()})
+        return Context(data, records, self.plan, self.dictionary), (
+            "Analysed: " + " and ".join(said) + f" (n = {len(data)}).")
 
     def label(self, name: str) -> str:
         return self.labels.get(name, name.replace("_", " "))

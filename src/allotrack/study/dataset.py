@@ -22,8 +22,9 @@ from allotrack.study.plan import GroupVariable, StudyPlan
 # the per-patient covariates every analysis dataset has (from derive_endpoints and the columns added here), which
 # a plan may group by without declaring them in [[groups]]
 DATASET_COLUMNS = frozenset({
-    "sex", "centre", "arm", "age_at_diagnosis", "eln2022_risk", "n_courses", "n_infusions", "donor_relation",
-    "donor_sex", "donor_age", "sex_pair", "hla_mismatches", "cd34_per_kg_first", "best_response", "cr",
+    "sex", "centre", "arm", "diagnosis", "age_at_diagnosis", "eln2022_risk", "n_courses", "n_infusions",
+    "donor_relation", "donor_sex", "donor_age", "sex_pair", "hla_mismatches", "cd34_per_kg_first", "best_response",
+    "cr",
     "max_agvhd_grade", "early_death", "unrelated_donor", "died", "death_cause"})  # fmt: skip
 
 # the dataset columns known only after a patient's time origin (courses and infusions received, response reached,
@@ -60,6 +61,8 @@ def analysis_dataset(records: Records, plan: StudyPlan, validate: bool = True) -
     derived = derive_endpoints(records, endpoints=eps, early_death_days=plan.endpoints.early_death_days,
                                validate=validate)  # fmt: skip
     data = derived.data.rename(columns={f"early_death_{plan.endpoints.early_death_days}d": "early_death"})
+    diagnosis = records["patients"].drop_duplicates("patient_id").set_index("patient_id")["diagnosis"]
+    data.insert(1, "diagnosis", data["patient_id"].map(diagnosis))
     relation = data["donor_relation"]
     data["unrelated_donor"] = (relation == "unrelated").astype("Int64").mask(relation.isna())
     death_rows = records["deaths"].drop_duplicates("patient_id").set_index("patient_id")

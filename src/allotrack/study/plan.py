@@ -121,13 +121,23 @@ class Baseline(_Strict):
     missing_text: dict[str, str] = {}  # the missing-value row's label per variable (default "Unknown")
 
 
-class KaplanMeierAnalysis(_Strict):
+class _Analysis(_Strict):
+    """What every analysis may take: ``population``, a named analysis population of the study-design records
+    (``populations`` rows with ``included = yes``, e.g. "ITT", "per-protocol", "safety"), and ``subset``, a
+    condition on the analysis dataset in REDCap's branching-logic syntax (``[diagnosis] = 'AML' and
+    [dsa] = '0'``; :mod:`allotrack.records.branching`). The report names both with the number of patients."""
+
+    population: str | None = None
+    subset: str | None = None
+
+
+class KaplanMeierAnalysis(_Analysis):
     kind: Literal["km"]
     endpoint: str
     by: list[str] = []
 
 
-class CoxAnalysis(_Strict):
+class CoxAnalysis(_Analysis):
     kind: Literal["cox"]
     endpoint: str
     univariate: list[str]
@@ -135,7 +145,7 @@ class CoxAnalysis(_Strict):
     select_p: Annotated[float, Field(gt=0, le=1)] = 0.1
 
 
-class CompetingAnalysis(_Strict):
+class CompetingAnalysis(_Analysis):
     """Cumulative incidence of the endpoint's event with its competing events. ``both_causes`` also tabulates
     the competing event's cumulative incidence from the same fit (same origin and population: e.g. relapse and
     non-relapse mortality from first remission, which add up with leukaemia-free survival)."""
@@ -147,20 +157,20 @@ class CompetingAnalysis(_Strict):
     both_causes: bool = False
 
 
-class TimeDependentCoxAnalysis(_Strict):
+class TimeDependentCoxAnalysis(_Analysis):
     kind: Literal["time_dependent_cox"]
     endpoint: str
     courses_above: Annotated[int, Field(ge=1)] = 3  # "more than N courses" switches on at the start of course N + 1
 
 
-class LandmarkAnalysis(_Strict):
+class LandmarkAnalysis(_Analysis):
     kind: Literal["landmarks"]
     endpoints: list[str]
     years: list[float]
     by: str | None = None
 
 
-class BinaryAnalysis(_Strict):
+class BinaryAnalysis(_Analysis):
     """A binary outcome at a visit by two groups: the patients whose item ``item`` at ``visit`` is one of the
     ``event`` codes, against those with another value. ``reference`` is the comparator group (group B); ``test``
     the p-value shown (all three are in the table's data); ``missing`` says whether a patient without a value at
@@ -177,7 +187,7 @@ class BinaryAnalysis(_Strict):
     title: str | None = None
 
 
-class RecoveryAnalysis(_Strict):
+class RecoveryAnalysis(_Analysis):
     """Hematopoietic recovery (see :mod:`allotrack.study.recovery_section`): the rule ("mst": onset of cytopenia
     to ANC > 0.5 and platelets > 30; "cibmtr": engraftment after infusion) and the courses ("induction": each
     patient's first; "all": every course, summarised per patient)."""
@@ -187,7 +197,7 @@ class RecoveryAnalysis(_Strict):
     courses: Literal["induction", "all"] = "all"
 
 
-class SimpleAnalysis(_Strict):
+class SimpleAnalysis(_Analysis):
     kind: Literal["response", "adverse_events", "chimerism", "swimmer"]
     by: str | None = None
 
@@ -235,6 +245,18 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
         return out
     groups = {g.name for g in plan.groups}
     later = set(KNOWN_LATER) | {g.name for g in plan.groups if g.variable in KNOWN_LATER}
+    for i, a in enumerate(plan.analyses):
+        if a.subset is not None:
+            from allotrack.records.branching import UnsupportedLogic, items_of, parse
+
+            try:
+                unknown = sorted(items_of(parse(a.subset)) - groups - DATASET_COLUMNS - _endpoint_columns(plan))
+            except UnsupportedLogic as err:
+                out.append((("analyses", i, "subset"), f"cannot read the subset: {err}"))
+                continue
+            if unknown:
+                out.append((("analyses", i, "subset"), f"the subset names {', '.join(map(repr, unknown))}, which "
+                            "the analysis dataset does not have"))  # fmt: skip
     timed = KaplanMeierAnalysis | LandmarkAnalysis | CoxAnalysis | CompetingAnalysis
     for i, a in enumerate(plan.analyses):
         if not isinstance(a, timed):
@@ -275,6 +297,10 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
             out.append((("baseline", "by"), f"groups by {plan.baseline.by!r}, which is neither a [[groups]] name "
                         "nor a column of the analysis dataset"))  # fmt: skip
     return out
+
+
+def _endpoint_columns(plan: StudyPlan) -> set[str]:
+    return {f"{name}_{part}" for name in plan.endpoints.use for part in ("time", "status")}
 
 
 def _missing_files(plan: StudyPlan, base: Path) -> list[tuple[tuple[str | int, ...], str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib.metadata import version
 from pathlib import Path
 
@@ -100,7 +100,9 @@ def run_study(plan: StudyPlan, records: Records | None = None, base_dir: Path | 
                                                                            "characteristics", t1),)))  # fmt: skip
     for a in plan.analyses:
         say(f"analysis: {a.kind}")
-        sections.append(RUNNERS[a.kind](ctx, a))
+        scoped, who = ctx.restricted(a)
+        section = RUNNERS[a.kind](scoped, a)
+        sections.append(section if who is None else replace(section, paragraphs=(who, *section.paragraphs)))
     document = Document(plan.study.title, plan.study.description, tuple(sections), methods_text(plan, data),
                         software())  # fmt: skip
     return StudyResult(document, data, plan)
