@@ -7,6 +7,7 @@ from allotrack.stats.cox import CoxModel, cox_ph
 from allotrack.stats.fine_gray import FineGrayModel, fine_gray
 from allotrack.stats.follow_up import FollowUp, median_follow_up
 from allotrack.stats.kaplan_meier import KaplanMeier, kaplan_meier
+from allotrack.stats.logistic import LogisticModel, logistic_regression
 from allotrack.stats.logrank import LogRankTest, logrank_test
 from allotrack.stats.paired import FriedmanTest, PairedT, PairedWilcoxon, friedman, paired_t, paired_wilcoxon
 from allotrack.stats.trend import JonckheereTerpstra, TrendTest, cochran_armitage, jonckheere_terpstra
@@ -23,6 +24,7 @@ __all__ = [
     "JonckheereTerpstra",
     "KaplanMeier",
     "LogRankTest",
+    "LogisticModel",
     "MantelHaenszelTest",
     "PairedT",
     "PairedWilcoxon",
@@ -39,6 +41,7 @@ __all__ = [
     "gray_test",
     "jonckheere_terpstra",
     "kaplan_meier",
+    "logistic_regression",
     "logrank_test",
     "median_follow_up",
     "paired_t",
