@@ -9,6 +9,7 @@ from allotrack.stats.follow_up import FollowUp, median_follow_up
 from allotrack.stats.kaplan_meier import KaplanMeier, kaplan_meier
 from allotrack.stats.logistic import LogisticModel, logistic_regression
 from allotrack.stats.logrank import LogRankTest, logrank_test
+from allotrack.stats.mixed import EstimatedMeans, MixedModel, mixed_model
 from allotrack.stats.paired import FriedmanTest, PairedT, PairedWilcoxon, friedman, paired_t, paired_wilcoxon
 from allotrack.stats.trend import JonckheereTerpstra, TrendTest, cochran_armitage, jonckheere_terpstra
 
@@ -17,6 +18,7 @@ __all__ = [
     "CompetingRiskModels",
     "CoxModel",
     "CumulativeIncidence",
+    "EstimatedMeans",
     "FineGrayModel",
     "FollowUp",
     "FriedmanTest",
@@ -26,6 +28,7 @@ __all__ = [
     "LogRankTest",
     "LogisticModel",
     "MantelHaenszelTest",
+    "MixedModel",
     "PairedT",
     "PairedWilcoxon",
     "TrendTest",
@@ -44,6 +47,7 @@ __all__ = [
     "logistic_regression",
     "logrank_test",
     "median_follow_up",
+    "mixed_model",
     "paired_t",
     "paired_wilcoxon",
 ]
