@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from scipy.stats import contingency as sc
 
 from allotrack.errors import InputError
-from allotrack.stats.binary import binary_outcome, binary_outcome_table, cmh_test
+from allotrack.stats.binary import binary_counts, binary_outcome_table, cmh_test
 from allotrack.stats.contingency import chisq_test, fisher_test
 
 REF = reference("binary_reference")
@@ -25,7 +25,7 @@ UNIROOT_TOL = 1.25e-4  # R's uniroot default tol, .Machine$double.eps^0.25 = 1.2
 
 
 def _from_case(case):
-    return binary_outcome(case["events_a"], case["n_a"], case["events_b"], case["n_b"], conf_level=case["conf_level"])
+    return binary_counts(case["events_a"], case["n_a"], case["events_b"], case["n_b"], conf_level=case["conf_level"])
 
 
 def _binary_values(res):
@@ -120,7 +120,7 @@ def test_cmh_continuity_correction_is_skipped_below_half_as_in_r():
 def test_msc_rct_primary_result_from_published_counts():
     """GVHD complete response at week 4: 54/65 (MSC) vs 36/65 (control)."""
     case = BINARY["msc_rct_primary"]
-    res = binary_outcome(54, 65, 36, 65, labels=("MSC", "control"))
+    res = binary_counts(54, 65, 36, 65, labels=("MSC", "control"))
     assert res.risk_difference.estimate == pytest.approx(18 / 65, rel=1e-14)  # 0.2769...
     assert f"{res.risk_difference.estimate:.4f}" == "0.2769"
     assert_close(res.risk_difference.estimate, case["rd"], what="risk difference")
@@ -140,13 +140,13 @@ def test_msc_rct_primary_result_from_published_counts():
 def test_wilson_limit_for_no_events_by_hand():
     # p = 0: the upper Wilson limit is z²/(n + z²), the lower exactly 0
     z = 1.959963984540054
-    res = binary_outcome(0, 20, 7, 20)
+    res = binary_counts(0, 20, 7, 20)
     assert res.proportion_a.lower == 0
     assert res.proportion_a.upper == pytest.approx(z**2 / (20 + z**2), rel=1e-12)
 
 
 def test_newcombe_by_hand_from_wilson_limits():
-    res = binary_outcome(54, 65, 36, 65)
+    res = binary_counts(54, 65, 36, 65)
     pa, la, ua = res.proportion_a.estimate, res.proportion_a.lower, res.proportion_a.upper
     pb, lb, ub = res.proportion_b.estimate, res.proportion_b.lower, res.proportion_b.upper
     assert res.risk_difference.lower == pytest.approx(pa - pb - math.sqrt((pa - la) ** 2 + (ub - pb) ** 2), rel=1e-14)
@@ -164,7 +164,7 @@ def test_conditional_mle_of_tea_tasting_solves_its_polynomial():
 
 
 def test_katz_interval_by_hand():
-    res = binary_outcome(54, 65, 36, 65)
+    res = binary_counts(54, 65, 36, 65)
     se = math.sqrt(1 / 54 - 1 / 65 + 1 / 36 - 1 / 65)
     z = 1.959963984540054
     assert res.relative_risk.estimate == pytest.approx(1.5, rel=1e-14)
@@ -201,7 +201,7 @@ def test_conditional_odds_ratio_agrees_with_scipy(name):
 
 
 def test_frames_are_tidy_and_unrounded():
-    res = binary_outcome(54, 65, 36, 65)
+    res = binary_counts(54, 65, 36, 65)
     frame = res.to_frame()
     assert list(frame["measure"]) == ["proportion_a", "proportion_b", "risk_difference", "relative_risk",
                                       "odds_ratio", "odds_ratio_sample", "chisq", "chisq_corrected",
@@ -230,7 +230,7 @@ groups = st.integers(1, 60).flatmap(lambda n: st.tuples(st.integers(0, n), st.ju
 @given(groups, groups)
 def test_swapping_groups_negates_rd_and_inverts_ratios(ga, gb):
     (a, na), (c, nb) = ga, gb
-    ab, ba = binary_outcome(a, na, c, nb), binary_outcome(c, nb, a, na)
+    ab, ba = binary_counts(a, na, c, nb), binary_counts(c, nb, a, na)
     assert ba.risk_difference.estimate == pytest.approx(-ab.risk_difference.estimate, abs=1e-12)
     assert ba.risk_difference.lower == pytest.approx(-ab.risk_difference.upper, abs=1e-12)
     assert ba.risk_difference.upper == pytest.approx(-ab.risk_difference.lower, abs=1e-12)
@@ -250,7 +250,7 @@ def test_swapping_groups_negates_rd_and_inverts_ratios(ga, gb):
 @given(groups, groups)
 def test_swapping_outcome_columns_negates_rd_and_inverts_odds_ratio(ga, gb):
     (a, na), (c, nb) = ga, gb
-    events, non_events = binary_outcome(a, na, c, nb), binary_outcome(na - a, na, nb - c, nb)
+    events, non_events = binary_counts(a, na, c, nb), binary_counts(na - a, na, nb - c, nb)
     assert non_events.risk_difference.estimate == pytest.approx(-events.risk_difference.estimate, abs=1e-12)
     assert non_events.risk_difference.lower == pytest.approx(-events.risk_difference.upper, abs=1e-12)
     x, y = events.odds_ratio, non_events.odds_ratio
@@ -262,7 +262,7 @@ def test_swapping_outcome_columns_negates_rd_and_inverts_odds_ratio(ga, gb):
 @given(groups, groups, st.sampled_from([0.8, 0.9, 0.95, 0.99]))
 def test_intervals_contain_their_estimates_and_stay_in_range(ga, gb, level):
     (a, na), (c, nb) = ga, gb
-    res = binary_outcome(a, na, c, nb, conf_level=level)
+    res = binary_counts(a, na, c, nb, conf_level=level)
     for e in (res.proportion_a, res.proportion_b):
         assert 0 <= e.lower <= e.estimate <= e.upper <= 1
     rd = res.risk_difference
@@ -277,7 +277,7 @@ def test_intervals_contain_their_estimates_and_stay_in_range(ga, gb, level):
 @given(groups, groups, st.integers(2, 5))
 def test_intervals_narrow_as_n_grows(ga, gb, factor):
     (a, na), (c, nb) = ga, gb
-    small, large = binary_outcome(a, na, c, nb), binary_outcome(a * factor, na * factor, c * factor, nb * factor)
+    small, large = binary_counts(a, na, c, nb), binary_counts(a * factor, na * factor, c * factor, nb * factor)
     width = lambda e: e.upper - e.lower  # noqa: E731
     assert width(large.risk_difference) < width(small.risk_difference)
     if 0 < a and 0 < c and not (a == na and c == nb):
@@ -285,7 +285,7 @@ def test_intervals_narrow_as_n_grows(ga, gb, factor):
 
 
 def test_wider_level_gives_wider_interval():
-    narrow, wide = binary_outcome(54, 65, 36, 65, conf_level=0.9), binary_outcome(54, 65, 36, 65, conf_level=0.99)
+    narrow, wide = binary_counts(54, 65, 36, 65, conf_level=0.9), binary_counts(54, 65, 36, 65, conf_level=0.99)
     for est in ("proportion_a", "risk_difference", "relative_risk", "odds_ratio"):
         assert getattr(wide, est).lower < getattr(narrow, est).lower
         assert getattr(wide, est).upper > getattr(narrow, est).upper
@@ -333,16 +333,16 @@ def test_cmh_ignores_stratum_order_and_inverts_when_groups_swap(cells, rnd):
 )
 def test_bad_counts_name_the_argument_and_value(args, argument, text):
     with pytest.raises(InputError) as info:
-        binary_outcome(*args)
+        binary_counts(*args)
     assert info.value.column == argument
     assert argument in str(info.value) and text in str(info.value)
 
 
 def test_bad_level_labels_and_tables():
     with pytest.raises(InputError, match="conf_level.*1.5"):
-        binary_outcome(54, 65, 36, 65, conf_level=1.5)
+        binary_counts(54, 65, 36, 65, conf_level=1.5)
     with pytest.raises(InputError, match="labels"):
-        binary_outcome(54, 65, 36, 65, labels=("A", "A"))
+        binary_counts(54, 65, 36, 65, labels=("A", "A"))
     with pytest.raises(InputError, match=r"2 x 2.*\(2, 3\)"):
         binary_outcome_table([[1, 2, 3], [4, 5, 6]])
     with pytest.raises(InputError, match=r"non-negative whole counts") as info:

@@ -65,8 +65,12 @@ def test_matches_r_glm(name):
     assert m.converged is case["converged"] is True
     s = m.summary
     assert list(s.columns) == [
-        "term", "coef", "se", "z", "p", "or", "or_lower", "or_upper", "or_profile_lower", "or_profile_upper"
+        "term", "coef", "se", "z", "p", "or", "or_lower", "or_upper", "or_profile_lower", "or_profile_upper",
+        "odds_ratio", "lower", "upper", "wald_lower", "wald_upper",
     ]  # fmt: skip
+    # the public API's names (DESIGN.md): profile-likelihood lower/upper, Wald limits, all on the odds-ratio scale
+    assert_close(s["lower"], np.exp(case["profile_tight_lower"]), what="profile OR lower (public name)")
+    assert_close(s["wald_upper"], np.exp(case["wald_upper"]), what="Wald OR upper (public name)")
     assert_close(s["or"], np.exp(case["coef"]), what="odds ratios")
     assert_close(s["or_lower"], np.exp(case["wald_lower"]), what="Wald OR lower")
     assert_close(s["or_profile_upper"], np.exp(case["profile_tight_upper"]), what="profile OR upper")

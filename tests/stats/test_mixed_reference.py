@@ -14,7 +14,7 @@ from conftest import assert_close, reference
 from scipy.stats import norm
 
 from allotrack.errors import InputError
-from allotrack.stats.mixed import MixedModel, mixed_model
+from allotrack.stats.mixed import MixedModel, fit_mixed_model
 
 REF = reference("mixed_reference")
 CASES = {c["name"]: c for c in REF["cases"]}
@@ -31,7 +31,7 @@ RTOL_CRITERION = 1e-9
 @cache
 def _fit(name: str) -> MixedModel:
     c = CASES[name]
-    return mixed_model(_data(name), c["outcome"], c["fixed"], c["group"], c["random"], time=c["time"])
+    return fit_mixed_model(_data(name), c["outcome"], c["fixed"], c["group"], c["random"], time=c["time"])
 
 
 def _data(name: str) -> pd.DataFrame:
@@ -142,15 +142,15 @@ def test_missing_outcomes_are_dropped():
     data = _data("sleepstudy_intercept")
     holed = data.copy()
     holed.loc[[3, 50, 51], "Reaction"] = np.nan
-    a = mixed_model(holed, "Reaction", "Days", "Subject")
-    b = mixed_model(data.drop(index=[3, 50, 51]), "Reaction", "Days", "Subject")
+    a = fit_mixed_model(holed, "Reaction", "Days", "Subject")
+    b = fit_mixed_model(data.drop(index=[3, 50, 51]), "Reaction", "Days", "Subject")
     assert a.n_obs == 177
     np.testing.assert_allclose(a.coef, b.coef, rtol=1e-10)
 
 
 def test_missing_group_column_is_named():
     with pytest.raises(InputError) as err:
-        mixed_model(_data("sleepstudy_intercept"), "Reaction", "Days", "Patient")
+        fit_mixed_model(_data("sleepstudy_intercept"), "Reaction", "Days", "Patient")
     assert err.value.column == "Patient" and "Patient" in str(err.value)
 
 
@@ -158,10 +158,10 @@ def test_one_observation_per_subject_refuses_random_slope():
     one = _data("sleepstudy_slope").groupby("Subject").head(1)
     one = one.assign(Days=np.arange(len(one)))
     with pytest.raises(InputError) as err:
-        mixed_model(one, "Reaction", "Days", "Subject", random="slope", time="Days")
+        fit_mixed_model(one, "Reaction", "Days", "Subject", random="slope", time="Days")
     assert err.value.column == "Subject" and "Subject" in str(err.value)
     with pytest.raises(InputError) as err:
-        mixed_model(one, "Reaction", "Days", "Subject")
+        fit_mixed_model(one, "Reaction", "Days", "Subject")
     assert err.value.column == "Subject"
 
 
@@ -169,7 +169,7 @@ def test_constant_time_within_subjects_refuses_random_slope():
     data = _data("sleepstudy_slope")
     data["visit_time"] = data.groupby("Subject").ngroup().astype(float)  # varies only between subjects
     with pytest.raises(InputError) as err:
-        mixed_model(data, "Reaction", "Days", "Subject", random="slope", time="visit_time")
+        fit_mixed_model(data, "Reaction", "Days", "Subject", random="slope", time="visit_time")
     assert err.value.column == "visit_time"
 
 
@@ -184,7 +184,7 @@ def test_constant_time_within_subjects_refuses_random_slope():
 )
 def test_bad_arguments(kwargs, column):
     with pytest.raises(InputError) as err:
-        mixed_model(_data("sleepstudy_slope"), "Reaction", "Days", "Subject", **kwargs)
+        fit_mixed_model(_data("sleepstudy_slope"), "Reaction", "Days", "Subject", **kwargs)
     assert err.value.column == column
 
 
@@ -192,5 +192,5 @@ def test_missing_group_value_is_an_error():
     data = _data("sleepstudy_intercept").astype({"Subject": object})
     data.loc[7, "Subject"] = None
     with pytest.raises(InputError) as err:
-        mixed_model(data, "Reaction", "Days", "Subject")
+        fit_mixed_model(data, "Reaction", "Days", "Subject")
     assert err.value.column == "Subject" and err.value.rows == (7,)

@@ -266,7 +266,7 @@ def test_jonckheere_reversal_swaps_the_one_sided_tails(rows):
 @pytest.mark.parametrize("name", list(FOLLOW))
 def test_median_follow_up_matches_reverse_survfit(name):
     case = FOLLOW[name]
-    res = median_follow_up(as_float(case["time"]), as_float(case["status"]), case.get("group"),
+    res = median_follow_up(None, as_float(case["time"]), as_float(case["status"]), case.get("group"),
                            conf_type=case["conf_type"])  # fmt: skip
     table = res.to_frame()
     assert [str(g) for g in table["group"]] == case["groups"]
@@ -286,7 +286,7 @@ def test_median_follow_up_matches_reverse_survfit(name):
 def test_median_follow_up_takes_column_names():
     case = FOLLOW["aml_by_x"]
     frame = pd.DataFrame({"t": case["time"], "dead": case["status"], "arm": case["group"]})
-    res = median_follow_up("t", "dead", "arm", data=frame)
+    res = median_follow_up(frame, "t", "dead", "arm")
     assert_close(res.to_frame()["median"], case["median"])
 
 
@@ -369,5 +369,5 @@ def test_bad_input_names_the_argument():
         jonckheere_terpstra([1.0, 2.0, 2.0], [1, 2, 2], exact=True)
     with pytest.raises(InputError, match="not listed in order"):
         jonckheere_terpstra([1.0, 2.0, 3.0], ["a", "b", "c"], order=["a", "b"])
-    with pytest.raises(InputError, match="status must be coded 0"):
-        median_follow_up([1.0, 2.0], [0, 2])
+    with pytest.raises(InputError, match="event must be coded 0"):
+        median_follow_up(None, [1.0, 2.0], [0, 2])

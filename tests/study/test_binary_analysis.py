@@ -7,7 +7,7 @@ from functools import cache
 
 import pytest
 
-from allotrack.stats.binary import binary_outcome
+from allotrack.stats.binary import binary_counts
 from allotrack.study.five_studies import five_study_records
 from allotrack.study.plan import parse_plan
 from allotrack.study.run import StudyResult, run_study
@@ -42,7 +42,7 @@ def _run(test: str = "chisq") -> StudyResult:
 
 def test_week_4_complete_response_by_arm_is_the_published_result():
     block = _run().document.sections[0].tables[0]
-    expected = binary_outcome(54, 65, 36, 65, labels=("MSC + basiliximab", "basiliximab"))
+    expected = binary_counts(54, 65, 36, 65, labels=("MSC + basiliximab", "basiliximab"))
     rows = dict(zip(block.frame[""], block.frame["Estimate (95% CI)"], strict=True))
     assert rows["MSC + basiliximab: 54/65"].startswith("83% (")
     assert rows["basiliximab: 36/65"].startswith("55% (")
@@ -60,7 +60,7 @@ def test_week_4_complete_response_by_arm_is_the_published_result():
 def test_the_test_shown_is_the_test_named(test, name):
     block = _run(test).document.sections[0].tables[0]
     assert name in block.notes[0]
-    expected = binary_outcome(54, 65, 36, 65)
+    expected = binary_counts(54, 65, 36, 65)
     p = expected.chisq_corrected.p_value if test == "chisq_yates" else expected.fisher_p_value
     assert dict(zip(block.frame[""], block.frame["Estimate (95% CI)"], strict=True))["p-value¹"] == (
         f"{p:.3f}" if p >= 0.001 else "<0.001")

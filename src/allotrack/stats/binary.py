@@ -51,9 +51,11 @@ from allotrack.stats.contingency import chisq_test, fisher_test
 from allotrack.stats.results import Result, TestResult
 
 __all__ = [
+    "BinaryComparison",
     "BinaryOutcome",
     "Estimate",
     "MantelHaenszelTest",
+    "binary_counts",
     "binary_outcome",
     "binary_outcome_table",
     "cmh_test",
@@ -91,7 +93,7 @@ def _p_row(measure: str, p: float, method: str) -> dict[str, Any]:
 
 @dataclass(frozen=True, repr=False)
 class BinaryOutcome(Result):
-    """Result of :func:`binary_outcome`: group A (``labels[0]``) compared with group B (``labels[1]``).
+    """Result of :func:`binary_counts`: group A (``labels[0]``) compared with group B (``labels[1]``).
 
     Differences and ratios are A − B and A / B. ``chisq`` is Pearson's chi-square without correction,
     ``chisq_corrected`` with Yates' correction; ``odds_ratio`` is ``fisher.test``'s conditional MLE with its
@@ -231,7 +233,7 @@ def _counts_array(tables: Any, name: str) -> np.ndarray:
 # ---- the two-group analysis ------------------------------------------------------------------------------
 
 
-def binary_outcome(
+def binary_counts(
     events_a: int,
     n_a: int,
     events_b: int,
@@ -264,7 +266,7 @@ def binary_outcome(
 
 
 def binary_outcome_table(table: Any, *, conf_level: float = 0.95, labels: Sequence[str] | None = None) -> BinaryOutcome:
-    """:func:`binary_outcome` from a 2 × 2 table ``[[events_a, no_events_a], [events_b, no_events_b]]`` (rows are
+    """:func:`binary_counts` from a 2 × 2 table ``[[events_a, no_events_a], [events_b, no_events_b]]`` (rows are
     the groups, columns event / no event — the layout R's ``fisher.test`` reads). A DataFrame's index gives the
     labels unless ``labels`` is given."""
     if labels is None:
@@ -276,7 +278,7 @@ def binary_outcome_table(table: Any, *, conf_level: float = 0.95, labels: Sequen
         if t[row].sum() == 0:
             raise InputError("every group (row) of table needs at least one patient", table="table",
                              rows=[row], values=[t[row].tolist()])  # fmt: skip
-    return binary_outcome(t[0, 0], t[0].sum(), t[1, 0], t[1].sum(), conf_level=conf_level, labels=labels)
+    return binary_counts(t[0, 0], t[0].sum(), t[1, 0], t[1].sum(), conf_level=conf_level, labels=labels)
 
 
 def _wilson(x: np.ndarray, n: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
@@ -489,3 +491,73 @@ def cmh_test(tables: Any, *, conf_level: float = 0.95, strata: Sequence[str] | N
         exact_p_value=cond.p_value(),
         exact_odds_ratio=cond.odds_ratio(level, "conditional MLE, exact CI (mantelhaen.test exact = TRUE)"),
     )
+
+
+# ---- the public API: a binary outcome column by a group column --------------------------------------------------
+
+
+@dataclass(frozen=True, repr=False)
+class BinaryComparison(Result):
+    """Result of :func:`binary_outcome` (DESIGN.md's public API). ``table``: group, n, events, proportion and its
+    exact (Clopper–Pearson, R ``binom.test``) interval; ``risk_difference`` (Newcombe), ``risk_ratio`` (Katz log)
+    and ``odds_ratio`` (conditional MLE, exact interval) compare the first group with the second; ``tests``: the
+    chi-square without and with Yates' correction, Fisher's exact test and, with strata, Cochran–Mantel–Haenszel;
+    ``chisq`` is the chi-square ``correct`` chose. ``counts`` holds the full two-group analysis."""
+
+    table: pd.DataFrame
+    risk_difference: Estimate
+    risk_ratio: Estimate
+    odds_ratio: Estimate
+    tests: pd.DataFrame
+    chisq: TestResult
+    counts: BinaryOutcome
+    strata: MantelHaenszelTest | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        return self.counts.to_frame()
+
+
+def binary_outcome(data: Any, outcome: str, by: str, strata: str | None = None, correct: bool = False,
+                   conf_level: float = 0.95) -> BinaryComparison:  # fmt: skip
+    """A 0/1 (or yes/no) ``outcome`` column compared between the two groups of ``by`` (the order of its
+    categories, else sorted: the first group is compared with the second), optionally within ``strata``.
+    Rows with a missing outcome or group are left out (R's ``na.omit``). See :func:`binary_counts`."""
+    frame = pd.DataFrame(data) if not isinstance(data, pd.DataFrame) else data
+    for name in (outcome, by, *([strata] if strata else [])):
+        if name not in frame.columns:
+            raise InputError("column not found", table="data", column=name)
+    y = frame[outcome].map(lambda v: {True: 1, False: 0}.get(v, v) if isinstance(v, bool) else v)
+    y = pd.to_numeric(y, errors="coerce")
+    used = frame[y.notna() & frame[by].notna() & (frame[strata].notna() if strata else True)]
+    y = y[used.index]
+    if not y.isin([0, 1]).all():
+        raise InputError("a binary outcome is 0 or 1 (or yes/no)", column=outcome, values=sorted(set(y) - {0, 1}))
+    groups = used[by]
+    levels = (list(groups.cat.categories) if isinstance(groups.dtype, pd.CategoricalDtype)
+              else sorted(groups.unique(), key=str))  # fmt: skip
+    levels = [g for g in levels if (groups == g).any()]
+    if len(levels) != 2:
+        raise InputError(f"binary_outcome compares two groups; '{by}' has {len(levels)}", column=by,
+                         values=[str(v) for v in levels])  # fmt: skip
+    counts = [(int(y[groups == g].sum()), int((groups == g).sum())) for g in levels]
+    result = binary_counts(*counts[0], *counts[1], conf_level=conf_level, labels=(str(levels[0]), str(levels[1])))
+    rows = []
+    for g, (events, n) in zip(levels, counts, strict=True):
+        ci = stats.binomtest(events, n).proportion_ci(confidence_level=conf_level, method="exact")
+        rows.append({"group": g, "n": n, "events": events, "proportion": events / n, "lower": ci.low,
+                     "upper": ci.high})  # fmt: skip
+    tests = [(t.name, t.statistic, t.dof, t.p_value) for t in (result.chisq, result.chisq_corrected)]
+    tests.append(("Fisher's exact test", math.nan, 0, result.fisher_p_value))
+    stratified = None
+    if strata:
+        layers = [np.array([[int(y[(groups == g) & (used[strata] == s)].sum()),
+                             int(((groups == g) & (used[strata] == s)).sum())
+                             - int(y[(groups == g) & (used[strata] == s)].sum())] for g in levels])
+                  for s in sorted(used[strata].unique(), key=str)]  # fmt: skip
+        stratified = cmh_test(np.stack(layers), conf_level=conf_level)
+        tests.append(("Cochran–Mantel–Haenszel", stratified.chisq.statistic, stratified.chisq.dof,
+                      stratified.chisq.p_value))  # fmt: skip
+    return BinaryComparison(
+        table=pd.DataFrame(rows), risk_difference=result.risk_difference, risk_ratio=result.relative_risk,
+        odds_ratio=result.odds_ratio, tests=pd.DataFrame(tests, columns=["test", "statistic", "dof", "p_value"]),
+        chisq=result.chisq_corrected if correct else result.chisq, counts=result, strata=stratified)  # fmt: skip

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from allotrack.errors import InputError
 from allotrack.stats import _input
 from allotrack.stats._confint import check_conf
 from allotrack.stats.kaplan_meier import KaplanMeier, kaplan_meier
@@ -46,11 +47,11 @@ class FollowUp(Result):
 
 
 def median_follow_up(
-    time: _input.ColumnSpec,
-    status: _input.ColumnSpec,
+    data: Any = None,
+    time: _input.ColumnSpec | None = None,
+    event: _input.ColumnSpec | None = None,
     by: _input.ColumnSpec | None = None,
     *,
-    data: Any = None,
     conf_type: str = "log",
     conf_level: float = 0.95,
 ) -> FollowUp:
@@ -58,16 +59,20 @@ def median_follow_up(
 
     Parameters
     ----------
+    data : a data frame (or mapping) holding the columns, or None when the columns are given as arrays.
     time : follow-up time (non-negative); array or column name in ``data``.
-    status : 1 = event (death), 0 = censored (alive at last contact) — the ordinary survival coding; it is
+    event : 1 = event (death), 0 = censored (alive at last contact) — the ordinary survival coding; it is
         reversed here.
     by : optional grouping; one row per level (sorted, or the categories' order).
     conf_type, conf_level : the pointwise CI of the reverse KM used for the median's CI (R default ``"log"``).
     """
     check_conf(conf_type, conf_level)
+    if time is None or event is None:
+        raise InputError("give the follow-up time and the event status (columns of data, or arrays)",
+                         column="time" if time is None else "event")  # fmt: skip
     t = _input.time_array(data, time, "time")
-    e = _input.event_array(data, status, "status")
-    _input.n_rows({"time": t, "status": e})
+    e = _input.event_array(data, event, "event")
+    _input.n_rows({"time": t, "event": e})
     groups = None if by is None else _input.raw_column(data, by, "by")
     if groups is not None:
         _input.n_rows({"time": t, "by": groups})

@@ -56,7 +56,9 @@ INTERCEPT = "(Intercept)"
 class LogisticModel(Result):
     """A fitted logistic model. Arrays follow ``terms`` (``"(Intercept)"`` first); ``summary`` has one row per
     term with log-odds ``coef``, ``se``, ``z``, Wald ``p``, the odds ratio ``or`` with Wald limits
-    ``or_lower``/``or_upper`` and profile-likelihood limits ``or_profile_lower``/``or_profile_upper``."""
+    ``or_lower``/``or_upper`` and profile-likelihood limits ``or_profile_lower``/``or_profile_upper``; also under
+    the public API's names ``odds_ratio``, ``lower``/``upper`` (profile likelihood) and ``wald_lower``/``wald_upper``
+    (all on the odds-ratio scale)."""
 
     summary: pd.DataFrame
     terms: tuple[str, ...]
@@ -399,6 +401,12 @@ def logistic_regression(
             "or_upper": np.exp(wald_upper),
             "or_profile_lower": np.exp(prof_lower),
             "or_profile_upper": np.exp(prof_upper),
+            # DESIGN.md's public names: the odds ratio with its profile-likelihood limits and its Wald limits
+            "odds_ratio": np.exp(coef),
+            "lower": np.exp(prof_lower),
+            "upper": np.exp(prof_upper),
+            "wald_lower": np.exp(wald_lower),
+            "wald_upper": np.exp(wald_upper),
         }
     )
     return LogisticModel(

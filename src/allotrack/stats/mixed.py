@@ -35,7 +35,7 @@ from allotrack.errors import ConvergenceWarning, InputError, ModelError
 from allotrack.stats._design import Design, _frame, build_design, new_rows
 from allotrack.stats.results import Result
 
-__all__ = ["EstimatedMeans", "MixedModel", "mixed_model"]
+__all__ = ["EstimatedMeans", "MixedModel", "fit_mixed_model", "mixed_model"]
 
 _METHODS: tuple[str, ...] = ("lbfgs", "bfgs", "powell", "nm", "cg")
 
@@ -179,7 +179,7 @@ class MixedModel(Result):
         return EstimatedMeans(tuple(at_names), table, conf_level, lmat)
 
 
-def mixed_model(
+def fit_mixed_model(
     data: Any,
     outcome: str,
     fixed: str,
@@ -414,3 +414,19 @@ def _levels(col: pd.Series) -> list[Any]:
     if isinstance(col.dtype, pd.CategoricalDtype):
         return list(col.cat.categories)
     return sorted(col.dropna().unique().tolist())
+
+
+def mixed_model(data: Any, formula: str, groups: str, re_formula: str = "1", reml: bool = True) -> MixedModel:
+    """The linear mixed model of DESIGN.md's public API: ``formula`` is ``"outcome ~ fixed effects"``, ``groups``
+    the subject column, ``re_formula`` ``"1"`` (random intercept) or ``"1 + <time column>"`` (correlated random
+    intercept and slope on that numeric column), as ``lme4::lmer(outcome ~ fixed + (re_formula | groups))``.
+    See :func:`fit_mixed_model`."""
+    if "~" not in formula:
+        raise InputError(f"formula must be 'outcome ~ fixed effects', not {formula!r}", column="formula")
+    outcome, fixed = (part.strip() for part in formula.split("~", 1))
+    terms = [t.strip() for t in re_formula.split("+")]
+    if terms == ["1"]:
+        return fit_mixed_model(data, outcome, fixed, groups, random="intercept", reml=reml)
+    if len(terms) == 2 and terms[0] == "1" and terms[1]:
+        return fit_mixed_model(data, outcome, fixed, groups, random="slope", time=terms[1], reml=reml)
+    raise InputError(f"re_formula must be '1' or '1 + <time column>', not {re_formula!r}", column="re_formula")

@@ -37,7 +37,8 @@ from allotrack.errors import InputError
 from allotrack.stats import _input
 from allotrack.stats.results import Result, TestResult
 
-__all__ = ["FriedmanTest", "PairedT", "PairedWilcoxon", "friedman", "paired_t", "paired_wilcoxon"]
+__all__ = ["FriedmanTest", "PairedT", "PairedWilcoxon", "friedman", "friedman_test", "paired_t", "paired_test",
+           "paired_wilcoxon"]
 
 _EPS = float(np.finfo(float).eps)
 
@@ -186,6 +187,16 @@ class PairedWilcoxon(Result):
     conf_high: float
     conf_level: float
 
+    @property
+    def lower(self) -> float:
+        """The confidence interval's lower limit (``conf_low``)."""
+        return self.conf_low
+
+    @property
+    def upper(self) -> float:
+        """The confidence interval's upper limit (``conf_high``)."""
+        return self.conf_high
+
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
             {
@@ -331,6 +342,16 @@ class PairedT(Result):
     n: int
     n_missing: int
 
+    @property
+    def lower(self) -> float:
+        """The confidence interval's lower limit (``conf_low``)."""
+        return self.conf_low
+
+    @property
+    def upper(self) -> float:
+        """The confidence interval's upper limit (``conf_high``)."""
+        return self.conf_high
+
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
             {
@@ -475,3 +496,28 @@ def friedman(
         p_value=float(stats.chi2.sf(statistic, k - 1)), n_subjects=int(n), n_dropped=int((~complete).sum()),
         conditions=tuple(labels), rank_sums=tuple(float(r) for r in rank_sums),
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- public contract
+
+
+def paired_test(data: Any, before: _input.ColumnSpec, after: _input.ColumnSpec, method: str = "wilcoxon",
+                exact: bool | None = None, correct: bool = True,
+                conf_level: float = 0.95) -> PairedWilcoxon | PairedT:  # fmt: skip
+    """The paired comparison of DESIGN.md's public API: ``method="wilcoxon"`` is :func:`paired_wilcoxon` (R
+    ``wilcox.test(before, after, paired = TRUE, conf.int = TRUE)``), ``"t"`` is :func:`paired_t` (R ``t.test(...,
+    paired = TRUE)``). Both results have ``statistic``, ``p_value``, ``estimate``, ``lower`` and ``upper``
+    (differences are before − after)."""
+    if method == "wilcoxon":
+        return paired_wilcoxon(before, after, data, exact=exact, correct=correct, conf_int=True,
+                               conf_level=conf_level)  # fmt: skip
+    if method == "t":
+        return paired_t(before, after, data, conf_level=conf_level)
+    raise InputError(f"method must be 'wilcoxon' or 't', not {method!r}", column="method", values=[method])
+
+
+def friedman_test(data: Any, value: _input.ColumnSpec, group: _input.ColumnSpec,
+                  block: _input.ColumnSpec) -> FriedmanTest:  # fmt: skip
+    """Friedman's test of DESIGN.md's public API (R ``friedman.test(value ~ group | block)``): :func:`friedman`
+    on long data, ``group`` the conditions compared within each ``block`` (subject)."""
+    return friedman(data, subject=block, condition=group, value=value)

@@ -37,7 +37,7 @@ from allotrack.errors import InputError
 from allotrack.stats import _input
 from allotrack.stats.results import Result, TestResult
 
-__all__ = ["JonckheereTerpstra", "TrendTest", "cochran_armitage", "jonckheere_terpstra"]
+__all__ = ["JonckheereTerpstra", "TrendTest", "cochran_armitage", "jonckheere_terpstra", "trend_test"]
 
 _ALTERNATIVES = ("two-sided", "increasing", "decreasing")
 EXACT_MAX_N = 100
@@ -332,3 +332,29 @@ def jonckheere_terpstra(
         exact=use_exact, groups=tuple(labels[k] for k in present), sizes=tuple(int(s) for s in sizes),
         n_missing=int((~keep).sum()),
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- public contract
+
+
+def trend_test(data: Any, outcome: _input.ColumnSpec, dose: _input.ColumnSpec,
+               method: str = "cochran-armitage") -> TrendTest | JonckheereTerpstra:  # fmt: skip
+    """The trend test of DESIGN.md's public API, one row per patient: ``method="cochran-armitage"`` for a 0/1
+    ``outcome`` across numeric ``dose`` levels (the events and totals per dose, the doses as scores: R
+    ``prop.trend.test(events, totals, score = dose)``); ``"jonckheere"`` for a numeric outcome across ordered
+    doses (:func:`jonckheere_terpstra`). ``statistic`` is R's chi-square, respectively J."""
+    if method == "jonckheere":
+        return jonckheere_terpstra(outcome, dose, data)
+    if method != "cochran-armitage":
+        raise InputError(f"method must be 'cochran-armitage' or 'jonckheere', not {method!r}", column="method",
+                         values=[method])  # fmt: skip
+    y = pd.to_numeric(pd.Series(_input.raw_column(data, outcome, "outcome")), errors="coerce")
+    d = pd.to_numeric(pd.Series(_input.raw_column(data, dose, "dose")), errors="coerce")
+    keep = y.notna().to_numpy() & d.notna().to_numpy()
+    bad = ~y[keep].isin([0, 1])
+    if bad.any():
+        raise InputError("a Cochran–Armitage outcome is 0 or 1", column=_input.column_name(outcome, "outcome"),
+                         values=y[keep][bad].tolist())  # fmt: skip
+    per_dose = pd.DataFrame({"y": y[keep].to_numpy(), "dose": d[keep].to_numpy()}).groupby("dose")["y"]
+    table = per_dose.agg(["sum", "size"])
+    return cochran_armitage(table["sum"].to_numpy(float), table["size"].to_numpy(float), table.index.to_numpy(float))

@@ -1,5 +1,5 @@
 """The ``binary`` plan analysis: a binary outcome at a visit compared between two groups
-(:func:`allotrack.stats.binary.binary_outcome`), e.g. "GVHD complete response at week 4, MSC + basiliximab vs
+(:func:`allotrack.stats.binary.binary_counts`), e.g. "GVHD complete response at week 4, MSC + basiliximab vs
 basiliximab". The outcome is read from the records through the data dictionary
 (:func:`allotrack.endpoints.measurements.value_at_visit`); the groups from the analysis dataset.
 """
@@ -15,7 +15,7 @@ from allotrack.errors import InputError
 from allotrack.records.dictionary import default_dictionary
 from allotrack.report.document import Section, TableBlock
 from allotrack.report.format import format_percent, format_pvalue
-from allotrack.stats.binary import BinaryOutcome, binary_outcome
+from allotrack.stats.binary import BinaryOutcome, binary_counts
 from allotrack.study.plan import BinaryAnalysis
 
 if TYPE_CHECKING:
@@ -50,7 +50,7 @@ def binary_section(ctx: Context, a: BinaryAnalysis) -> Section:
     counted = outcome.dropna(subset=["event"])
     count = {g: (int(counted.loc[counted[a.by].astype(str) == g, "event"].astype(bool).sum()),
                  int((counted[a.by].astype(str) == g).sum())) for g in (first, reference)}  # fmt: skip
-    result = binary_outcome(*count[first], *count[reference], labels=(first, reference))
+    result = binary_counts(*count[first], *count[reference], labels=(first, reference))
     title = a.title or f"{a.item} at {a.visit}"
     return Section(title, (), (_table(result, a, title, missing),))
 

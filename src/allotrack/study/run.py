@@ -164,7 +164,7 @@ def _follow_up(data: pd.DataFrame, unit: str) -> str:
     from allotrack.stats.follow_up import median_follow_up
 
     d = data.dropna(subset=["os_time", "os_status"])
-    fu = median_follow_up(d["os_time"].astype(float) / DAYS_PER_UNIT[unit], d["os_status"].astype(int)).table
+    fu = median_follow_up(None, d["os_time"].astype(float) / DAYS_PER_UNIT[unit], d["os_status"].astype(int)).table
     row = fu.iloc[0]
     ci = f" (95% CI {row['lower']:.1f}–{row['upper']:.1f})" if row["upper"] == row["upper"] else ""
     return (f"Median follow-up, by the reverse Kaplan–Meier method (deaths censored), was {row['median']:.1f} "
