@@ -39,7 +39,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from allotrack.endpoints.definitions import ENDPOINTS, Endpoint
 from allotrack.errors import AllotrackError
@@ -105,10 +105,22 @@ class EndpointSpec(_Strict):
 
 
 class EndpointChoice(_Strict):
+    define: list[EndpointSpec] = []  # first: ``use`` may name these
     use: list[str] = ["os"]
     early_death_days: Annotated[int, Field(ge=1, le=365)] = 28
     landmark_years: list[float] = []
-    define: list[EndpointSpec] = []
+
+    @field_validator("use")
+    @classmethod
+    def _known(cls, names: list[str], info: ValidationInfo) -> list[str]:
+        if "define" not in info.data:  # the definitions themselves are invalid (reported there)
+            return names
+        defined = {d.name for d in info.data["define"]}
+        unknown = [n for n in names if n not in ENDPOINTS and n not in defined]
+        if unknown:
+            raise ValueError(f"unknown endpoint(s) {unknown}; known: {sorted(ENDPOINTS)} and those defined in "
+                             "[[endpoints.define]]")  # fmt: skip
+        return names
 
 
 class Baseline(_Strict):
@@ -237,12 +249,6 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
     from allotrack.study.dataset import DATASET_COLUMNS, KNOWN_LATER
 
     out: list[tuple[tuple[str | int, ...], str]] = []
-    defined = {d.name for d in plan.endpoints.define}
-    unknown = [n for n in plan.endpoints.use if n not in ENDPOINTS and n not in defined]
-    if unknown:
-        out.append((("endpoints", "use"), f"unknown endpoint(s) {unknown}; known: {sorted(ENDPOINTS)} and those "
-                    "defined in [[endpoints.define]]"))  # fmt: skip
-        return out
     groups = {g.name for g in plan.groups}
     later = set(KNOWN_LATER) | {g.name for g in plan.groups if g.variable in KNOWN_LATER}
     for i, a in enumerate(plan.analyses):
