@@ -355,6 +355,18 @@ def recovery_section(ctx: Context, a: sp.RecoveryAnalysis) -> Section:
     return run(ctx, a)
 
 
+def paired_section(ctx: Context, a: sp.PairedAnalysis) -> Section:
+    from allotrack.study.repeated_section import paired_section as run
+
+    return run(ctx, a)
+
+
+def longitudinal_section(ctx: Context, a: sp.LongitudinalAnalysis) -> Section:
+    from allotrack.study.repeated_section import longitudinal_section as run
+
+    return run(ctx, a)
+
+
 def binary_section(ctx: Context, a: sp.BinaryAnalysis) -> Section:
     from allotrack.study.binary_section import binary_section as run
 
@@ -362,7 +374,7 @@ def binary_section(ctx: Context, a: sp.BinaryAnalysis) -> Section:
 
 
 RUNNERS: dict[str, Callable[[Context, Any], Section]] = {
-    "binary": binary_section,
+    "binary": binary_section, "paired": paired_section, "longitudinal": longitudinal_section,
     "km": kaplan_meier_section, "landmarks": landmark_section, "cox": cox_section,
     "time_dependent_cox": time_dependent_cox_section, "competing": competing_section, "response": response_section,
     "recovery": recovery_section, "adverse_events": adverse_events_section, "chimerism": chimerism_section,

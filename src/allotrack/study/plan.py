@@ -199,6 +199,28 @@ class BinaryAnalysis(_Analysis):
     title: str | None = None
 
 
+class PairedAnalysis(_Analysis):
+    """A dictionary item at two visits of the same patients (see :mod:`allotrack.study.repeated_section`)."""
+
+    kind: Literal["paired"]
+    item: str
+    before: str
+    after: str
+    method: Literal["wilcoxon", "t"] = "wilcoxon"
+    by: str | None = None
+    title: str | None = None
+
+
+class LongitudinalAnalysis(_Analysis):
+    """A dictionary item at several visits by group, as a linear mixed model (random intercept per patient)."""
+
+    kind: Literal["longitudinal"]
+    item: str
+    visits: Annotated[list[str], Field(min_length=2)]
+    by: str | None = None  # without a group: the course over visits of all patients
+    title: str | None = None
+
+
 class RecoveryAnalysis(_Analysis):
     """Hematopoietic recovery (see :mod:`allotrack.study.recovery_section`): the rule ("mst": onset of cytopenia
     to ANC > 0.5 and platelets > 30; "cibmtr": engraftment after infusion) and the courses ("induction": each
@@ -216,7 +238,7 @@ class SimpleAnalysis(_Analysis):
 
 Analysis = Annotated[
     KaplanMeierAnalysis | CoxAnalysis | CompetingAnalysis | TimeDependentCoxAnalysis | LandmarkAnalysis
-    | BinaryAnalysis | RecoveryAnalysis | SimpleAnalysis,
+    | BinaryAnalysis | PairedAnalysis | LongitudinalAnalysis | RecoveryAnalysis | SimpleAnalysis,
     Field(discriminator="kind"),
 ]
 
@@ -371,8 +393,9 @@ def _dotted(loc: tuple[object, ...]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part in ("km", "cox", "competing", "time_dependent_cox", "landmarks", "binary", "response", "recovery",
-                      "adverse_events", "chimerism", "swimmer") and out.endswith("]"):  # fmt: skip
+        elif part in ("km", "cox", "competing", "time_dependent_cox", "landmarks", "binary", "paired",
+                      "longitudinal", "response", "recovery", "adverse_events", "chimerism",
+                      "swimmer") and out.endswith("]"):  # fmt: skip
             continue  # pydantic's discriminator tag
         else:
             out += ("." if out else "") + str(part)

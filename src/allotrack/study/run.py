@@ -36,6 +36,11 @@ METHOD_TEXT = {
               "interval, the relative risk (Katz log interval) and the odds ratio (conditional maximum-likelihood "
               "estimate with its exact interval), each group's proportion with a Wilson interval; the test of each "
               "comparison is named in its table.",
+    "paired": "Measurements at two visits of the same patients were compared by the paired test named in each table "
+              "(Wilcoxon signed-rank with the Hodges–Lehmann estimate, or the paired t-test).",
+    "longitudinal": "Repeated measurements were analysed by a linear mixed model with a random intercept per patient "
+                    "(REML), reporting estimated means per visit and group and the Wald test of the visit × group "
+                    "interaction.",
     "response": "Rates are given with exact (Clopper–Pearson) 95% confidence intervals.",
     "recovery": "Hematopoietic recovery was counted from daily blood counts by the rule named in its table; where "
                 "a patient had several courses, each patient's median was summarised (courses are correlated).",
@@ -139,7 +144,7 @@ def methods_text(plan: StudyPlan, data: pd.DataFrame | None = None) -> str:
     scale = f" (days / {DAYS_PER_UNIT[unit]:g})" if unit != "days" else ""
     parts.append(f"Times are from the dated records, in {unit}{scale}.")
     parts += _origins(plan)
-    if data is not None and "os_time" in data.columns:
+    if data is not None and "os_time" in data.columns and data["os_time"].notna().any():
         parts.append(_follow_up(data, unit))
     sw = software()
     parts.append("All analyses were run with allotrack " + sw["allotrack"] + " (Python " + sw["Python"] + "; numpy "

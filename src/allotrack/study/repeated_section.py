@@ -1,0 +1,118 @@
+"""Plan analyses of repeated measurements of one dictionary item per patient:
+
+- ``paired``: the item at two visits of the same patients (e.g. CD4 before and after treatment), compared by the
+  Wilcoxon signed-rank test or the paired t-test (:func:`allotrack.stats.paired.paired_test`), per group when
+  ``by`` is given; only patients measured at both visits count, and their number is shown.
+- ``longitudinal``: the item at several visits (e.g. IL-6 on day 0, 1 and 7) by group, as a linear mixed model
+  with a random intercept per patient (:func:`allotrack.stats.mixed.mixed_model`, REML as ``lme4::lmer``): the
+  model-based mean per visit and group, and the visit × group interaction's Wald test. Patients with missed visits
+  keep their other visits (the model uses every measurement, not complete cases).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from allotrack.endpoints.measurements import item_rows, value_at_visit
+from allotrack.errors import InputError
+from allotrack.records.dictionary import default_dictionary
+from allotrack.report.document import Section, TableBlock
+from allotrack.report.format import format_pvalue
+from allotrack.stats.mixed import mixed_model
+from allotrack.stats.paired import paired_test
+from allotrack.study.plan import LongitudinalAnalysis, PairedAnalysis
+
+if TYPE_CHECKING:
+    from allotrack.study.analyses import Context
+
+
+def paired_section(ctx: Context, a: PairedAnalysis) -> Section:
+    dictionary = ctx.dictionary or default_dictionary()
+    label = dictionary.item(a.item).label if a.item in dictionary else a.item
+    before = value_at_visit(ctx.records, a.item, a.before, dictionary)
+    after = value_at_visit(ctx.records, a.item, a.after, dictionary)
+    pairs = pd.DataFrame({"before": before, "after": after}).dropna().astype(float)
+    groups = ctx.data.set_index("patient_id")[a.by] if a.by else None
+    subsets = [("All patients", pairs)]
+    if groups is not None:
+        grouped = pairs.assign(group=groups.reindex(pairs.index).astype(str))
+        subsets += [(f"{ctx.label(a.by or '')}: {g}", grouped[grouped["group"] == g])
+                    for g in ctx.ordered(grouped.dropna(subset=["group"]), "group")]  # fmt: skip
+    rows, data = [], []
+    for name, sub in subsets:
+        if len(sub) < 2:
+            rows.append({"Group": name, "Pairs": len(sub)})
+            continue
+        result = paired_test(sub, "before", "after", method=a.method)
+        rows.append({"Group": name, "Pairs": len(sub), f"{a.before}, median (Q1, Q3)": _median(sub["before"]),
+                     f"{a.after}, median (Q1, Q3)": _median(sub["after"]),
+                     "Difference (95% CI)¹": f"{result.estimate:.3g} ({result.lower:.3g} to {result.upper:.3g})",
+                     "p-value¹": format_pvalue(result.p_value)})  # fmt: skip
+        data.append({"group": name, "pairs": len(sub), "estimate": result.estimate, "lower": result.lower,
+                     "upper": result.upper, "statistic": result.statistic, "p_value": result.p_value})  # fmt: skip
+    test = ("Wilcoxon signed-rank test (exact when there are no ties, else normal with continuity correction; R "
+            "wilcox.test paired); difference: Hodges–Lehmann pseudo-median of before − after"
+            if a.method == "wilcoxon" else "paired t-test (R t.test paired); difference: mean of before − after")
+    notes = (f"¹ {test}.", f"Patients measured at both {a.before} and {a.after}.")
+    return Section(a.title or f"{label}: {a.before} vs {a.after}", (),
+                   (TableBlock(f"{label}, {a.before} and {a.after}", pd.DataFrame(rows), notes,
+                               data=pd.DataFrame(data)),))  # fmt: skip
+
+
+def longitudinal_section(ctx: Context, a: LongitudinalAnalysis) -> Section:
+    dictionary = ctx.dictionary or default_dictionary()
+    label = dictionary.item(a.item).label if a.item in dictionary else a.item
+    rows = item_rows(ctx.records, a.item, dictionary)
+    rows = rows[rows["visit"].isin(a.visits)].dropna(subset=["value"])
+    long = pd.DataFrame({"patient": rows["patient_id"], "value": rows["value"].astype(float),
+                         "visit": pd.Categorical(rows["visit"], categories=a.visits)})  # fmt: skip
+    at, formula = ["visit"], "value ~ visit"
+    if a.by is not None:
+        groups = ctx.data.set_index("patient_id")[a.by]
+        long["group"] = pd.Categorical(rows["patient_id"].map(groups).astype(str),
+                                       categories=ctx.ordered(ctx.data, a.by))  # fmt: skip
+        if long["group"].nunique() > 1:
+            at, formula = ["visit", "group"], "value ~ visit * group"
+    long = long.dropna()
+    if long["patient"].nunique() < 3:
+        raise InputError(f"a longitudinal analysis of '{a.item}' needs measurements of at least 3 patients at "
+                         f"{a.visits}", table="observations", column="visit")  # fmt: skip
+    model = mixed_model(long, formula, "patient")
+    means = model.estimated_means(at).table
+    shown = pd.DataFrame({"Visit": means["visit"].astype(str)})
+    if "group" in at:
+        shown[ctx.label(a.by or "")] = means["group"].astype(str)
+    estimates = zip(means["estimate"], means["lower"], means["upper"], strict=True)
+    shown["Estimated mean (95% CI)"] = [f"{m:.3g} ({lo:.3g}–{hi:.3g})" for m, lo, hi in estimates]
+    notes = [f"Linear mixed model: {formula.replace('*', '×')} with a random intercept per patient, REML (as "
+             "lme4::lmer); estimated means per " + (" and ".join(at)) + ", Wald 95% intervals."]
+    if "group" in at:
+        notes.append("Visit × group interaction (does the course over visits differ between groups?): Wald "
+                     f"chi-square p {format_pvalue(_interaction_p(model))}.")  # fmt: skip
+    elif a.by is not None:
+        notes.append(f"One {ctx.label(a.by)} only among the patients measured: no comparison between groups.")
+    notes.append(f"{long['patient'].nunique()} patients, {len(long)} measurements; patients with missed visits "
+                 "keep their other visits.")  # fmt: skip
+    caption = f"{label} by visit" + (f" and {ctx.label(a.by or '')}" if "group" in at else "")
+    return Section(a.title or f"{label} over visits", (), (TableBlock(caption, shown, tuple(notes), data=means),))
+
+
+def _median(values: pd.Series) -> str:
+    q1, med, q3 = np.quantile(values.to_numpy(float), [0.25, 0.5, 0.75], method="inverted_cdf")
+    return f"{med:.3g} ({q1:.3g}, {q3:.3g})"
+
+
+def _interaction_p(model: object) -> float:
+    """Joint Wald chi-square test that every visit × group coefficient is 0."""
+    names = list(model.coef_names)  # type: ignore[attr-defined]
+    chosen = [i for i, n in enumerate(names) if ":" in n]
+    if not chosen:
+        return float("nan")
+    beta = np.asarray(model.coef)[chosen]  # type: ignore[attr-defined]
+    cov = np.asarray(model.vcov)[np.ix_(chosen, chosen)]  # type: ignore[attr-defined]
+    statistic = float(beta @ np.linalg.solve(cov, beta))
+    return float(sps.chi2.sf(statistic, len(chosen)))

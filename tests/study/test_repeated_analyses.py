@@ -1,0 +1,71 @@
+"""The paired and longitudinal plan analyses on the five studies' synthetic records: CD4 % before and after MST in
+the myeloma study (14 patients), and an MSC factor on days 0, 1 and 7 by arm in the RCT (19 patients)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from allotrack.endpoints.measurements import item_rows, value_at_visit
+from allotrack.records.validate import validate_records
+from allotrack.stats import mixed_model, paired_test
+from allotrack.study.five_studies import five_study_records
+from allotrack.study.plan import parse_plan
+from allotrack.study.run import run_study
+
+HEAD = '[study]\ntitle = "t"\ntime_unit = "days"\n[data]\nsource = "demo"\n[endpoints]\nuse = ["os"]\n'
+
+
+def test_paired_analysis_is_the_paired_test_on_the_patients_measured_twice():
+    records = five_study_records()["myeloma_mst"]
+    plan = parse_plan(HEAD + '[[analyses]]\nkind = "paired"\nitem = "cd4_pct"\nbefore = "before MST"\n'
+                             'after = "after MST"\n')  # fmt: skip
+    block = run_study(plan, records=records).document.sections[0].tables[0]
+    typed = validate_records(records)
+    pairs = pd.DataFrame({"before": value_at_visit(typed, "cd4_pct", "before MST"),
+                          "after": value_at_visit(typed, "cd4_pct", "after MST")}).dropna()  # fmt: skip
+    expected = paired_test(pairs, "before", "after")
+    row = block.data.iloc[0]
+    assert (row["pairs"], row["p_value"], row["estimate"]) == (14, expected.p_value, expected.estimate)
+    assert block.notes[0].startswith("¹ Wilcoxon signed-rank test")
+    t_plan = parse_plan(HEAD + '[[analyses]]\nkind = "paired"\nitem = "cd4_pct"\nbefore = "before MST"\n'
+                               'after = "after MST"\nmethod = "t"\n')  # fmt: skip
+    t_row = run_study(t_plan, records=records).document.sections[0].tables[0].data.iloc[0]
+    assert t_row["p_value"] == pytest.approx(paired_test(pairs, "before", "after", method="t").p_value, rel=1e-12)
+
+
+def test_longitudinal_analysis_is_the_mixed_model_over_visits():
+    """The MSC factors were measured in the 19 MSC-arm patients only: by arm there is one group, so the model is
+    value ~ visit, and the report says no comparison between groups was possible."""
+    records = five_study_records()["msc_rct"]
+    plan = parse_plan(HEAD + '[[analyses]]\nkind = "longitudinal"\nitem = "hgf"\nvisits = ["day 0", "day 1", '
+                             '"day 7"]\nby = "arm"\n')  # fmt: skip
+    block = run_study(plan, records=records).document.sections[0].tables[0]
+    rows = item_rows(validate_records(records), "hgf")  # in the dictionary's unit (pg/mL), as the run stores it
+    long = pd.DataFrame({"patient": rows["patient_id"], "value": rows["value"],
+                         "visit": pd.Categorical(rows["visit"], categories=["day 0", "day 1", "day 7"])})  # fmt: skip
+    expected = mixed_model(long, "value ~ visit", "patient").estimated_means(["visit"]).table
+    assert block.data["visit"].astype(str).tolist() == ["day 0", "day 1", "day 7"]
+    np.testing.assert_allclose(block.data["estimate"], expected["estimate"], rtol=1e-9)
+    assert "no comparison between groups" in block.notes[1] and "19 patients, 57 measurements" in block.notes[2]
+
+
+def test_longitudinal_analysis_by_group_reports_the_interaction():
+    """Two groups: value ~ visit × group, estimated means per visit and group, and the interaction's Wald test."""
+    from allotrack.records import Records
+
+    rng = np.random.default_rng(11)
+    ids = [f"p{i}" for i in range(12)]
+    patients = pd.DataFrame({"patient_id": ids, "sex": "F", "diagnosis": "AML", "diagnosis_date": "2020-01-01",
+                             "arm": ["A"] * 6 + ["B"] * 6})  # fmt: skip
+    visits = ["day 0", "day 1", "day 7"]
+    obs = pd.DataFrame([{"patient_id": p, "item": "il6", "visit": v, "value": float(10 + 3 * k * (i >= 6)
+                         + rng.normal(0, 1)), "unit": "pg/mL"} for i, p in enumerate(ids) for k, v in
+                        enumerate(visits)])  # fmt: skip
+    records = Records.from_frames(patients=patients, observations=obs)
+    plan = parse_plan(HEAD + '[[analyses]]\nkind = "longitudinal"\nitem = "il6"\nvisits = ["day 0", "day 1", '
+                             '"day 7"]\nby = "arm"\n')  # fmt: skip
+    block = run_study(plan, records=records).document.sections[0].tables[0]
+    assert len(block.data) == 6 and block.notes[1].startswith("Visit × group interaction")
+    assert float(block.notes[1].split("p ")[-1].rstrip(".").lstrip("<")) <= 0.001  # B rises by 3 per visit
