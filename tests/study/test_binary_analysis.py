@@ -7,6 +7,7 @@ from functools import cache
 
 import pytest
 
+from allotrack.endpoints.measurements import value_at_visit
 from allotrack.stats.binary import binary_counts
 from allotrack.study.five_studies import five_study_records
 from allotrack.study.plan import parse_plan
@@ -117,3 +118,35 @@ def test_a_subset_naming_an_unknown_column_is_refused_at_its_line():
     ((line, key, msg),) = err.value.problems
     assert key == "analyses[0].subset" and "'dsa_neg'" in msg and line == text.splitlines().index(
         "subset = \"[dsa_neg] = '1'\"") + 1  # fmt: skip
+
+
+def test_subgroups_have_an_odds_ratio_each_an_interaction_test_and_a_forest_plot():
+    """By sex: each level's odds ratio is the conditional MLE of its own 2 × 2 table; the interaction p is the
+    likelihood-ratio test between logistic models with and without arm × sex."""
+    from scipy import stats as sps
+
+    from allotrack.records.validate import validate_records
+    from allotrack.stats.logistic import logistic_regression
+    from allotrack.study.dataset import analysis_dataset
+
+    records = five_study_records()["msc_rct"]
+    text = PLAN.replace("{test}", "chisq").replace('test = "chisq"', 'test = "chisq"\nsubgroups = ["sex"]')
+    plan = parse_plan(text)
+    section = run_study(plan, records=records).document.sections[0]
+    table = section.tables[1].frame.set_index("Subgroup")
+    data = analysis_dataset(validate_records(records), plan)
+    cr = value_at_visit(validate_records(records), "gvhd_response", "week 4")
+    frame = data.assign(event=data["patient_id"].map(cr).eq("CR").astype(int)).dropna(subset=["sex"])
+    frame = frame[data["patient_id"].isin(cr.index)]
+    women = frame[frame["sex"] == "F"]
+    counts = [(int(women.loc[women["arm"] == g, "event"].sum()), int((women["arm"] == g).sum()))
+              for g in ("MSC + basiliximab", "basiliximab")]  # fmt: skip
+    odds = binary_counts(*counts[0], *counts[1]).odds_ratio
+    assert table.loc["sex: F", "Odds ratio (95% CI)"] == f"{odds.estimate:.2f} ({odds.lower:.2f}–{odds.upper:.2f})"
+    main = logistic_regression(frame, "event", formula="arm + sex")
+    full = logistic_regression(frame, "event", formula="arm * sex")
+    p = sps.chi2.sf(main.deviance - full.deviance, 1)
+    from allotrack.report.format import format_pvalue
+
+    assert table.loc["sex: F", "Interaction p²"] == format_pvalue(p)
+    assert len(section.figures) == 1

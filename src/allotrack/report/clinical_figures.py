@@ -14,8 +14,9 @@ from allotrack.records.schema import REMISSIONS, Records
 from allotrack.report.format import format_pvalue, format_ratio
 
 
-def plot_forest(rows: pd.DataFrame, xlabel: str = "Hazard ratio (95% CI, log scale)") -> Figure:
-    """Hazard ratios with CIs on a log axis; ``rows`` has Variable, Term, _hr, _lo, _hi, _p (one row per term)."""
+def plot_forest(rows: pd.DataFrame, xlabel: str = "Hazard ratio (95% CI, log scale)", p_label: str = "p") -> Figure:
+    """Ratios with CIs on a log axis; ``rows`` has Variable, Term, _hr, _lo, _hi, _p (one row per term); each row's
+    p-value is annotated as ``p_label`` (e.g. "interaction p" for subgroups)."""
     n = len(rows)
     fig, ax = plt.subplots(figsize=(8.0, 0.45 * n + 1.4))
     y = np.arange(n)[::-1]
@@ -28,7 +29,7 @@ def plot_forest(rows: pd.DataFrame, xlabel: str = "Hazard ratio (95% CI, log sca
     ax.set_yticks(y, names)
     for yi, (_, r) in zip(y, rows.iterrows(), strict=True):
         ax.annotate(f"{format_ratio(r['_hr'])} ({format_ratio(r['_lo'])}–{format_ratio(r['_hi'])}), "
-                    f"p {format_pvalue(r['_p'])}", (1.02, yi), xycoords=("axes fraction", "data"), va="center",
+                    f"{p_label} {format_pvalue(r['_p'])}", (1.02, yi), xycoords=("axes fraction", "data"), va="center",
                     fontsize=8)  # fmt: skip
     ax.set_xlabel(xlabel)
     ax.spines[["top", "right"]].set_visible(False)

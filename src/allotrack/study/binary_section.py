@@ -52,7 +52,61 @@ def binary_section(ctx: Context, a: BinaryAnalysis) -> Section:
                  int((counted[a.by].astype(str) == g).sum())) for g in (first, reference)}  # fmt: skip
     result = binary_counts(*count[first], *count[reference], labels=(first, reference))
     title = a.title or f"{a.item} at {a.visit}"
-    return Section(title, (), (_table(result, a, title, missing),))
+    tables, figures = [_table(result, a, title, missing)], []
+    if a.subgroups:
+        frame = counted.merge(data.drop(columns=[a.by]), on="patient_id").assign(
+            event=lambda f: f["event"].astype(bool).astype(int), arm=lambda f: f[a.by].astype(str))  # fmt: skip
+        block, rows = _subgroups(ctx, a, frame, first, reference)
+        tables.append(block)
+        if len(rows):
+            from allotrack.report.clinical_figures import plot_forest
+            from allotrack.report.document import FigureBlock
+
+            figures.append(FigureBlock(f"{title}: odds ratio {first} vs {reference} by subgroup",
+                                       plot_forest(rows, xlabel="Odds ratio (95% CI, log scale)",
+                                                   p_label="interaction p")))  # fmt: skip
+    return Section(title, (), tuple(tables), tuple(figures))
+
+
+def _subgroups(ctx: Context, a: BinaryAnalysis, frame: pd.DataFrame, first: str,
+               reference: str) -> tuple[TableBlock, pd.DataFrame]:  # fmt: skip
+    """Per level of each subgroup variable: events per arm and the odds ratio (conditional MLE, exact CI), and
+    the variable's arm × subgroup interaction test (likelihood ratio between logistic models with and without
+    the interaction)."""
+    from scipy import stats as sps
+
+    from allotrack.errors import ModelError
+    from allotrack.stats.logistic import logistic_regression
+
+    shown, forest = [], []
+    for var in a.subgroups:
+        sub = frame.dropna(subset=[var])
+        sub = sub.assign(_level=sub[var].astype(str))
+        try:
+            main = logistic_regression(sub, "event", formula="arm + _level")
+            full = logistic_regression(sub, "event", formula="arm * _level")
+            df = full.df_null - full.df_residual - (main.df_null - main.df_residual)
+            p_int = float(sps.chi2.sf(main.deviance - full.deviance, df)) if df > 0 else float("nan")
+        except (ModelError, InputError):
+            p_int = float("nan")  # separation or a single level: the interaction is not estimable
+        for k, level in enumerate(ctx.ordered(sub, "_level")):
+            part = sub[sub["_level"] == level]
+            n = {g: (int(part.loc[part["arm"] == g, "event"].sum()), int((part["arm"] == g).sum()))
+                 for g in (first, reference)}  # fmt: skip
+            row = {"Subgroup": f"{ctx.label(var)}: {level}", first: f"{n[first][0]}/{n[first][1]}",
+                   reference: f"{n[reference][0]}/{n[reference][1]}", "Odds ratio (95% CI)": "—",
+                   "Interaction p²": format_pvalue(p_int) if k == 0 and p_int == p_int else ""}  # fmt: skip
+            if min(n[first][1], n[reference][1]) > 0:
+                odds = binary_counts(*n[first], *n[reference]).odds_ratio
+                row["Odds ratio (95% CI)"] = f"{odds.estimate:.2f} ({odds.lower:.2f}–{odds.upper:.2f})"
+                if 0 < odds.estimate < float("inf") and odds.lower > 0 and odds.upper < float("inf"):
+                    forest.append({"Variable": ctx.label(var), "Term": level, "_hr": odds.estimate,
+                                   "_lo": odds.lower, "_hi": odds.upper, "_p": p_int})  # fmt: skip
+            shown.append(row)
+    notes = ("Odds ratio per subgroup as the conditional maximum-likelihood estimate with its exact interval.",
+             "² Likelihood-ratio test of the arm × subgroup interaction (logistic regression with and without it); "
+             "blank when not estimable (a level without events or without both arms).")  # fmt: skip
+    return TableBlock(f"Subgroups: {first} vs {reference}", pd.DataFrame(shown), notes), pd.DataFrame(forest)
 
 
 def _dictionary(ctx: Context) -> DataDictionary:

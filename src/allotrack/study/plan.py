@@ -197,6 +197,7 @@ class BinaryAnalysis(_Analysis):
     test: Literal["chisq", "chisq_yates", "fisher"] = "chisq"
     missing: Literal["exclude", "failure"] = "exclude"
     title: str | None = None
+    subgroups: list[str] = []  # dataset variables: odds ratio per level (forest plot) and the interaction test
 
 
 class PairedAnalysis(_Analysis):
