@@ -69,3 +69,43 @@ def test_longitudinal_analysis_by_group_reports_the_interaction():
     block = run_study(plan, records=records).document.sections[0].tables[0]
     assert len(block.data) == 6 and block.notes[1].startswith("Visit × group interaction")
     assert float(block.notes[1].split("p ")[-1].rstrip(".").lstrip("<")) <= 0.001  # B rises by 3 per visit
+
+
+def test_trend_of_nk_counts_across_dose_levels_is_the_jonckheere_terpstra_test():
+    from allotrack.stats.trend import jonckheere_terpstra
+
+    records = five_study_records()["nk_cells"]
+    plan = parse_plan(HEAD + '[[analyses]]\nkind = "trend"\nitem = "nk_abs"\nvisit = "day +30"\n'
+                             'agent = "nk_infusion"\nlevels = ["DL1", "DL2", "DL3", "DL4"]\n')  # fmt: skip
+    block = run_study(plan, records=records).document.sections[0].tables[0]
+    typed = validate_records(records)
+    given = typed["interventions"].sort_values(["patient_id", "start_date"]).drop_duplicates("patient_id")
+    level = given.set_index("patient_id")["dose_level"]
+    values = value_at_visit(typed, "nk_abs", "day +30")
+    frame = pd.DataFrame({"level": level, "value": values}).dropna()
+    expected = jonckheere_terpstra(frame["value"].to_numpy(), frame["level"].to_numpy(),
+                                   order=["DL1", "DL2", "DL3", "DL4"])  # fmt: skip
+    assert block.data.iloc[0]["p_value"] == expected.p_value and block.frame["Patients"].sum() == 25
+    assert block.notes[1].startswith("¹ Jonckheere–Terpstra")
+
+
+def test_trend_of_a_binary_outcome_is_the_cochran_armitage_test():
+    from allotrack.records import Records
+    from allotrack.stats.trend import cochran_armitage
+
+    ids = [f"p{i}" for i in range(12)]
+    levels = ["DL1"] * 4 + ["DL2"] * 4 + ["DL3"] * 4
+    records = Records.from_frames(
+        patients=pd.DataFrame({"patient_id": ids, "sex": "M", "diagnosis": "AML", "diagnosis_date": "2020-01-01"}),
+        interventions=pd.DataFrame({"patient_id": ids, "agent": "nk_infusion", "start_date": "2020-02-01",
+                                    "dose": 1.0, "dose_level": levels}),
+        assessments=pd.DataFrame({"patient_id": ids, "item": "dlt", "visit": "day 28",
+                                  "value_text": ["no"] * 4 + ["yes", "no", "no", "no"] + ["yes", "yes", "yes", "no"]}),
+    )  # fmt: skip
+    plan = parse_plan(HEAD + '[[analyses]]\nkind = "trend"\nitem = "dlt"\nvisit = "day 28"\nagent = "nk_infusion"\n'
+                             'levels = ["DL1", "DL2", "DL3"]\nevent = ["1"]\n')  # fmt: skip
+    block = run_study(plan, records=records).document.sections[0].tables[0]
+    assert block.frame["Events"].tolist() == ["0 (0%)", "1 (25%)", "3 (75%)"]
+    expected = cochran_armitage([0, 1, 3], [4, 4, 4], [1, 2, 3])
+    assert block.data.iloc[0]["p_value"] == pytest.approx(expected.p_value, rel=1e-12)
+    assert block.notes[1].startswith("¹ Cochran–Armitage")

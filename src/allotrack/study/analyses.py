@@ -367,6 +367,12 @@ def longitudinal_section(ctx: Context, a: sp.LongitudinalAnalysis) -> Section:
     return run(ctx, a)
 
 
+def trend_section(ctx: Context, a: sp.TrendAnalysis) -> Section:
+    from allotrack.study.repeated_section import trend_section as run
+
+    return run(ctx, a)
+
+
 def binary_section(ctx: Context, a: sp.BinaryAnalysis) -> Section:
     from allotrack.study.binary_section import binary_section as run
 
@@ -375,6 +381,7 @@ def binary_section(ctx: Context, a: sp.BinaryAnalysis) -> Section:
 
 RUNNERS: dict[str, Callable[[Context, Any], Section]] = {
     "binary": binary_section, "paired": paired_section, "longitudinal": longitudinal_section,
+    "trend": trend_section,
     "km": kaplan_meier_section, "landmarks": landmark_section, "cox": cox_section,
     "time_dependent_cox": time_dependent_cox_section, "competing": competing_section, "response": response_section,
     "recovery": recovery_section, "adverse_events": adverse_events_section, "chimerism": chimerism_section,

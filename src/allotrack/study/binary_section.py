@@ -13,6 +13,7 @@ import pandas as pd
 from allotrack.endpoints.measurements import value_at_visit
 from allotrack.errors import InputError
 from allotrack.records.dictionary import default_dictionary
+from allotrack.records.retired import choice_code
 from allotrack.report.document import Section, TableBlock
 from allotrack.report.format import format_percent, format_pvalue
 from allotrack.stats.binary import BinaryOutcome, binary_counts
@@ -43,7 +44,7 @@ def binary_section(ctx: Context, a: BinaryAnalysis) -> Section:
     first = next(v for v in levels if v != reference)
     value = value_at_visit(records, a.item, a.visit, _dictionary(ctx))
     outcome = groups.assign(value=groups["patient_id"].map(value))
-    outcome["event"] = outcome["value"].astype(str).isin(a.event).where(outcome["value"].notna())
+    outcome["event"] = outcome["value"].map(choice_code).isin(a.event).where(outcome["value"].notna())
     missing = outcome[outcome["event"].isna()].groupby(outcome[a.by].astype(str)).size()
     if a.missing == "failure":
         outcome["event"] = outcome["event"].fillna(False)

@@ -222,6 +222,20 @@ class LongitudinalAnalysis(_Analysis):
     title: str | None = None
 
 
+class TrendAnalysis(_Analysis):
+    """A dose–response trend of an item at a visit across ordered dose levels of an intervention (see
+    :func:`allotrack.study.repeated_section.trend_section`): Cochran–Armitage when ``event`` codes are given,
+    else Jonckheere–Terpstra."""
+
+    kind: Literal["trend"]
+    item: str
+    visit: str
+    agent: str
+    levels: Annotated[list[str], Field(min_length=2)]
+    event: list[str] = []
+    title: str | None = None
+
+
 class RecoveryAnalysis(_Analysis):
     """Hematopoietic recovery (see :mod:`allotrack.study.recovery_section`): the rule ("mst": onset of cytopenia
     to ANC > 0.5 and platelets > 30; "cibmtr": engraftment after infusion) and the courses ("induction": each
@@ -239,7 +253,7 @@ class SimpleAnalysis(_Analysis):
 
 Analysis = Annotated[
     KaplanMeierAnalysis | CoxAnalysis | CompetingAnalysis | TimeDependentCoxAnalysis | LandmarkAnalysis
-    | BinaryAnalysis | PairedAnalysis | LongitudinalAnalysis | RecoveryAnalysis | SimpleAnalysis,
+    | BinaryAnalysis | PairedAnalysis | LongitudinalAnalysis | TrendAnalysis | RecoveryAnalysis | SimpleAnalysis,
     Field(discriminator="kind"),
 ]
 
@@ -395,7 +409,7 @@ def _dotted(loc: tuple[object, ...]) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         elif part in ("km", "cox", "competing", "time_dependent_cox", "landmarks", "binary", "paired",
-                      "longitudinal", "response", "recovery", "adverse_events", "chimerism",
+                      "longitudinal", "trend", "response", "recovery", "adverse_events", "chimerism",
                       "swimmer") and out.endswith("]"):  # fmt: skip
             continue  # pydantic's discriminator tag
         else:

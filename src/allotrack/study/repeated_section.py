@@ -20,11 +20,12 @@ from scipy import stats as sps
 from allotrack.endpoints.measurements import item_rows, value_at_visit
 from allotrack.errors import InputError
 from allotrack.records.dictionary import default_dictionary
+from allotrack.records.retired import choice_code
 from allotrack.report.document import Section, TableBlock
 from allotrack.report.format import format_pvalue
 from allotrack.stats.mixed import mixed_model
 from allotrack.stats.paired import paired_test
-from allotrack.study.plan import LongitudinalAnalysis, PairedAnalysis
+from allotrack.study.plan import LongitudinalAnalysis, PairedAnalysis, TrendAnalysis
 
 if TYPE_CHECKING:
     from allotrack.study.analyses import Context
@@ -116,3 +117,46 @@ def _interaction_p(model: object) -> float:
     cov = np.asarray(model.vcov)[np.ix_(chosen, chosen)]  # type: ignore[attr-defined]
     statistic = float(beta @ np.linalg.solve(cov, beta))
     return float(sps.chi2.sf(statistic, len(chosen)))
+
+
+def trend_section(ctx: Context, a: TrendAnalysis) -> Section:
+    """A dose–response trend: the item at a visit across ordered dose levels — the Cochran–Armitage test for a
+    binary outcome (``event`` codes given), the Jonckheere–Terpstra test for a numeric one. A patient's dose level
+    is the ``dose_level`` of their first intervention with ``agent`` (e.g. the NK-cell infusions)."""
+    from allotrack.stats.trend import cochran_armitage, jonckheere_terpstra
+
+    dictionary = ctx.dictionary or default_dictionary()
+    label = dictionary.item(a.item).label if a.item in dictionary else a.item
+    given = ctx.records["interventions"]
+    given = given[given["agent"] == a.agent].sort_values(["patient_id", "start_date"])
+    level = given.drop_duplicates("patient_id").set_index("patient_id")["dose_level"].dropna().astype(str)
+    value = value_at_visit(ctx.records, a.item, a.visit, dictionary)
+    frame = pd.DataFrame({"level": level, "value": value}).dropna()
+    frame = frame[frame["level"].isin(a.levels)]
+    if frame["level"].nunique() < 2:
+        raise InputError(f"a trend needs at least two of the dose levels {a.levels} with a value of '{a.item}' at "
+                         f"{a.visit}", table="interventions", column="dose_level")  # fmt: skip
+    order = [lv for lv in a.levels if lv in set(frame["level"])]
+    rows, data = [], []
+    if a.event:
+        frame["event"] = frame["value"].map(choice_code).isin(a.event).astype(int)  # yes/no items are 1/0
+        per = frame.groupby("level")["event"].agg(["sum", "size"]).reindex(order)
+        result = cochran_armitage(per["sum"].to_numpy(float), per["size"].to_numpy(float),
+                                  np.arange(1, len(order) + 1, dtype=float))  # fmt: skip
+        events, sizes = per["sum"].to_numpy(int), per["size"].to_numpy(int)
+        rows = [{"Dose level": lv, "Patients": int(n), "Events": f"{int(x)} ({100 * x / n:.0f}%)"}
+                for lv, x, n in zip(order, events, sizes, strict=True)]  # fmt: skip
+        test = "Cochran–Armitage test for trend (R prop.trend.test), dose levels scored 1, 2, …"
+    else:
+        values = frame["value"].astype(float)
+        result = jonckheere_terpstra(values.to_numpy(), frame["level"].to_numpy(), order=order)  # type: ignore[assignment]
+        rows = [{"Dose level": lv, "Patients": int((frame["level"] == lv).sum()),
+                 "Median (Q1, Q3)": _median(values[frame["level"] == lv])} for lv in order]  # fmt: skip
+        test = ("Jonckheere–Terpstra test for an ordered trend (exact without ties, else normal with the "
+                "tie-corrected variance)")  # fmt: skip
+    data.append({"statistic": result.statistic, "p_value": result.p_value, "levels": ", ".join(order)})
+    shown = pd.DataFrame(rows)
+    notes = (f"Trend across {', '.join(order)}: p {format_pvalue(result.p_value)}¹.", f"¹ {test}.",
+             f"Dose level: the first {a.agent} intervention's dose level.")  # fmt: skip
+    return Section(a.title or f"{label} at {a.visit} by dose level", (),
+                   (TableBlock(f"{label} at {a.visit} by dose level", shown, notes, data=pd.DataFrame(data)),))

@@ -41,6 +41,8 @@ METHOD_TEXT = {
     "longitudinal": "Repeated measurements were analysed by a linear mixed model with a random intercept per patient "
                     "(REML), reporting estimated means per visit and group and the Wald test of the visit × group "
                     "interaction.",
+    "trend": "Dose–response trends were tested by the Cochran–Armitage test (binary outcomes) or the "
+             "Jonckheere–Terpstra test (measurements) across ordered dose levels.",
     "response": "Rates are given with exact (Clopper–Pearson) 95% confidence intervals.",
     "recovery": "Hematopoietic recovery was counted from daily blood counts by the rule named in its table; where "
                 "a patient had several courses, each patient's median was summarised (courses are correlated).",
