@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import pandas as pd
 import pytest
 
 from allotrack.endpoints.measurements import value_at_visit
@@ -150,3 +151,38 @@ def test_subgroups_have_an_odds_ratio_each_an_interaction_test_and_a_forest_plot
 
     assert table.loc["sex: F", "Interaction p²"] == format_pvalue(p)
     assert len(section.figures) == 1
+
+
+def test_stratified_and_adjusted_odds_ratios():
+    """By the randomisation stratum: the Cochran–Mantel–Haenszel test and Mantel–Haenszel odds ratio of
+    allotrack.stats.binary.cmh_test; adjusted for sex: the arm's odds ratio of a logistic regression."""
+    import numpy as np
+
+    from allotrack.records.validate import validate_records
+    from allotrack.stats.binary import cmh_test
+    from allotrack.stats.logistic import logistic_regression
+    from allotrack.study.dataset import analysis_dataset
+
+    records = five_study_records()["msc_rct"]
+    text = PLAN.replace("{test}", "chisq").replace('test = "chisq"',
+                                                   'test = "chisq"\nstrata = "stratum"\nadjust = ["sex"]')  # fmt: skip
+    plan = parse_plan(text)
+    block = run_study(plan, records=records).document.sections[0].tables[1]
+    typed = validate_records(records)
+    data = analysis_dataset(typed, plan)
+    cr = value_at_visit(typed, "gvhd_response", "week 4")
+    frame = data[data["patient_id"].isin(cr.index)].assign(event=lambda f: f["patient_id"].map(cr).eq("CR")
+                                                           .astype(int))  # fmt: skip
+    arms = ("MSC + basiliximab", "basiliximab")
+    layers = np.stack([np.array([[int(p.loc[p["arm"] == g, "event"].sum()),
+                                  int((p["arm"] == g).sum() - p.loc[p["arm"] == g, "event"].sum())] for g in arms])
+                       for _, p in frame.groupby("stratum")])  # fmt: skip
+    cmh = cmh_test(layers)
+    result = block.data.set_index("analysis")
+    assert result.loc["cmh", "p_value"] == pytest.approx(cmh.chisq.p_value, rel=1e-12)
+    assert result.loc["cmh", "odds_ratio"] == pytest.approx(cmh.common_odds_ratio.estimate, rel=1e-12)
+    model = logistic_regression(frame.assign(arm=pd.Categorical(frame["arm"], categories=list(arms)[::-1])),
+                                "event", formula="arm + sex")  # fmt: skip
+    expected = model.summary.set_index("term").loc["arm[T.MSC + basiliximab]"]
+    assert result.loc["logistic", "odds_ratio"] == pytest.approx(expected["odds_ratio"], rel=1e-10)
+    assert result.loc["logistic", "lower"] == pytest.approx(expected["lower"], rel=1e-10)

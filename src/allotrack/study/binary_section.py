@@ -54,6 +54,10 @@ def binary_section(ctx: Context, a: BinaryAnalysis) -> Section:
     result = binary_counts(*count[first], *count[reference], labels=(first, reference))
     title = a.title or f"{a.item} at {a.visit}"
     tables, figures = [_table(result, a, title, missing)], []
+    if a.strata or a.adjust:
+        frame = counted.merge(data.drop(columns=[a.by]), on="patient_id").assign(
+            event=lambda f: f["event"].astype(bool).astype(int), arm=lambda f: f[a.by].astype(str))  # fmt: skip
+        tables.append(_adjusted(ctx, a, frame, first, reference))
     if a.subgroups:
         frame = counted.merge(data.drop(columns=[a.by]), on="patient_id").assign(
             event=lambda f: f["event"].astype(bool).astype(int), arm=lambda f: f[a.by].astype(str))  # fmt: skip
@@ -67,6 +71,50 @@ def binary_section(ctx: Context, a: BinaryAnalysis) -> Section:
                                        plot_forest(rows, xlabel="Odds ratio (95% CI, log scale)",
                                                    p_label="interaction p")))  # fmt: skip
     return Section(title, (), tuple(tables), tuple(figures))
+
+
+def _adjusted(ctx: Context, a: BinaryAnalysis, frame: pd.DataFrame, first: str, reference: str) -> TableBlock:
+    """The arm's odds ratio stratified (Cochran–Mantel–Haenszel, Mantel–Haenszel common odds ratio) and adjusted
+    (logistic regression on the arm and the ``adjust`` variables, profile-likelihood interval)."""
+    import numpy as np
+
+    from allotrack.errors import ModelError
+    from allotrack.stats.binary import cmh_test
+    from allotrack.stats.logistic import logistic_regression
+
+    rows, data, notes = [], [], []
+    if a.strata:
+        sub = frame.dropna(subset=[a.strata])
+        layers = [np.array([[int(part.loc[part["arm"] == g, "event"].sum()),
+                             int((part["arm"] == g).sum()) - int(part.loc[part["arm"] == g, "event"].sum())]
+                            for g in (first, reference)])
+                  for _, part in sub.groupby(sub[a.strata].astype(str))]  # fmt: skip
+        cmh = cmh_test(np.stack(layers))
+        odds = cmh.common_odds_ratio
+        rows.append({"Analysis": f"Stratified by {ctx.label(a.strata)} ({len(layers)} strata)",
+                     "Odds ratio (95% CI)": f"{odds.estimate:.2f} ({odds.lower:.2f}–{odds.upper:.2f})",
+                     "p-value": f"{format_pvalue(cmh.chisq.p_value)}³"})  # fmt: skip
+        data.append({"analysis": "cmh", "odds_ratio": odds.estimate, "lower": odds.lower, "upper": odds.upper,
+                     "p_value": cmh.chisq.p_value})  # fmt: skip
+        notes.append("³ Cochran–Mantel–Haenszel test without continuity correction (R mantelhaen.test(correct = "
+                     "FALSE)); Mantel–Haenszel common odds ratio with the Robins–Breslow–Greenland interval.")
+    if a.adjust:
+        sub = frame.dropna(subset=list(a.adjust)).assign(
+            arm=lambda f: pd.Categorical(f["arm"], categories=[reference, first]))  # fmt: skip
+        try:
+            model = logistic_regression(sub, "event", formula=" + ".join(["arm", *a.adjust]))
+            row = model.summary.set_index("term").loc[[f"arm[T.{first}]"], ["odds_ratio", "lower", "upper", "p"]]
+            est, lo, hi, p = (float(v) for v in row.to_numpy(dtype=float)[0])
+            rows.append({"Analysis": "Adjusted for " + ", ".join(ctx.label(v) for v in a.adjust)
+                         + f" (n = {model.n})", "Odds ratio (95% CI)": f"{est:.2f} ({lo:.2f}–{hi:.2f})",
+                         "p-value": f"{format_pvalue(p)}⁴"})  # fmt: skip
+            data.append({"analysis": "logistic", "odds_ratio": est, "lower": lo, "upper": hi, "p_value": p})
+        except ModelError as err:
+            rows.append({"Analysis": "Adjusted for " + ", ".join(ctx.label(v) for v in a.adjust),
+                         "Odds ratio (95% CI)": "not estimable", "p-value": str(err)[:80]})  # fmt: skip
+        notes.append("⁴ Logistic regression (R glm binomial): Wald p-value; profile-likelihood 95% interval.")
+    return TableBlock(f"{first} vs {reference}: stratified and adjusted odds ratios", pd.DataFrame(rows),
+                      tuple(notes), data=pd.DataFrame(data))  # fmt: skip
 
 
 def _subgroups(ctx: Context, a: BinaryAnalysis, frame: pd.DataFrame, first: str,

@@ -25,7 +25,7 @@ DATASET_COLUMNS = frozenset({
     "sex", "centre", "arm", "diagnosis", "age_at_diagnosis", "eln2022_risk", "n_courses", "n_infusions",
     "donor_relation", "donor_sex", "donor_age", "sex_pair", "hla_mismatches", "cd34_per_kg_first", "best_response",
     "cr",
-    "max_agvhd_grade", "early_death", "unrelated_donor", "died", "death_cause"})  # fmt: skip
+    "max_agvhd_grade", "early_death", "unrelated_donor", "died", "death_cause", "stratum"})  # fmt: skip
 
 # the dataset columns known only after a patient's time origin (courses and infusions received, response reached,
 # GVHD grade): comparing survival by them credits the survival needed to reach them (immortal-time bias)
@@ -63,6 +63,12 @@ def analysis_dataset(records: Records, plan: StudyPlan, validate: bool = True) -
     data = derived.data.rename(columns={f"early_death_{plan.endpoints.early_death_days}d": "early_death"})
     diagnosis = records["patients"].drop_duplicates("patient_id").set_index("patient_id")["diagnosis"]
     data.insert(1, "diagnosis", data["patient_id"].map(diagnosis))
+    enrolment = records["enrolments"].drop_duplicates("patient_id").set_index("patient_id")
+    enrolled = {c: data["patient_id"].map(enrolment[c]) if c in enrolment.columns else pd.Series(
+        None, index=data.index, dtype=object) for c in ("arm", "stratum")}  # fmt: skip
+    # the enrolment record's arm where the patient record has none, and the randomisation stratum
+    data["arm"] = data["arm"].fillna(enrolled["arm"]) if "arm" in data.columns else enrolled["arm"]
+    data["stratum"] = enrolled["stratum"]
     relation = data["donor_relation"]
     data["unrelated_donor"] = (relation == "unrelated").astype("Int64").mask(relation.isna())
     death_rows = records["deaths"].drop_duplicates("patient_id").set_index("patient_id")

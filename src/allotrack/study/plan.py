@@ -198,6 +198,8 @@ class BinaryAnalysis(_Analysis):
     missing: Literal["exclude", "failure"] = "exclude"
     title: str | None = None
     subgroups: list[str] = []  # dataset variables: odds ratio per level (forest plot) and the interaction test
+    strata: str | None = None  # a dataset variable (e.g. the randomisation stratum): Cochran–Mantel–Haenszel
+    adjust: list[str] = []  # dataset variables: a logistic regression of the outcome on the arm and these
 
 
 class PairedAnalysis(_Analysis):
