@@ -109,3 +109,16 @@ def test_trend_of_a_binary_outcome_is_the_cochran_armitage_test():
     expected = cochran_armitage([0, 1, 3], [4, 4, 4], [1, 2, 3])
     assert block.data.iloc[0]["p_value"] == pytest.approx(expected.p_value, rel=1e-12)
     assert block.notes[1].startswith("¹ Cochran–Armitage")
+
+
+def test_measurements_are_shown_without_exponents_and_with_the_dictionary_unit():
+    from allotrack.study.repeated_section import _number
+
+    assert [_number(x) for x in (1012.4, 883.2, 12.345, 0.4567, 0.00123)] == ["1,012", "883", "12.3", "0.457",
+                                                                               "0.0012"]  # fmt: skip
+    records = five_study_records()["msc_rct"]
+    plan = parse_plan(HEAD + '[[analyses]]\nkind = "longitudinal"\nitem = "hgf"\nvisits = ["day 0", "day 1", '
+                             '"day 7"]\n')  # fmt: skip
+    frame = run_study(plan, records=records).document.sections[0].tables[0].frame
+    assert list(frame.columns) == ["Visit", "Estimated mean (95% CI), pg/mL"]
+    assert "e+" not in " ".join(frame.iloc[:, 1])

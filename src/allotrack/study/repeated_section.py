@@ -51,7 +51,8 @@ def paired_section(ctx: Context, a: PairedAnalysis) -> Section:
         result = paired_test(sub, "before", "after", method=a.method)
         rows.append({"Group": name, "Pairs": len(sub), f"{a.before}, median (Q1, Q3)": _median(sub["before"]),
                      f"{a.after}, median (Q1, Q3)": _median(sub["after"]),
-                     "Difference (95% CI)¹": f"{result.estimate:.3g} ({result.lower:.3g} to {result.upper:.3g})",
+                     "Difference (95% CI)¹": f"{_number(result.estimate)} ({_number(result.lower)} to "
+                                             f"{_number(result.upper)})",
                      "p-value¹": format_pvalue(result.p_value)})  # fmt: skip
         data.append({"group": name, "pairs": len(sub), "estimate": result.estimate, "lower": result.lower,
                      "upper": result.upper, "statistic": result.statistic, "p_value": result.p_value})  # fmt: skip
@@ -88,7 +89,9 @@ def longitudinal_section(ctx: Context, a: LongitudinalAnalysis) -> Section:
     if "group" in at:
         shown[ctx.label(a.by or "")] = means["group"].astype(str)
     estimates = zip(means["estimate"], means["lower"], means["upper"], strict=True)
-    shown["Estimated mean (95% CI)"] = [f"{m:.3g} ({lo:.3g}–{hi:.3g})" for m, lo, hi in estimates]
+    unit = dictionary.item(a.item).unit if a.item in dictionary else None
+    column = "Estimated mean (95% CI)" + (f", {unit}" if unit and unit != "1" else "")
+    shown[column] = [f"{_number(m)} ({_number(lo)}–{_number(hi)})" for m, lo, hi in estimates]
     notes = [f"Linear mixed model: {formula.replace('*', '×')} with a random intercept per patient, REML (as "
              "lme4::lmer); estimated means per " + (" and ".join(at)) + ", Wald 95% intervals."]
     if "group" in at:
@@ -104,7 +107,16 @@ def longitudinal_section(ctx: Context, a: LongitudinalAnalysis) -> Section:
 
 def _median(values: pd.Series) -> str:
     q1, med, q3 = np.quantile(values.to_numpy(float), [0.25, 0.5, 0.75], method="inverted_cdf")
-    return f"{med:.3g} ({q1:.3g}, {q3:.3g})"
+    return f"{_number(med)} ({_number(q1)}, {_number(q3)})"
+
+
+def _number(x: float) -> str:
+    """A measurement for a table: no exponent; 3 significant digits below 100, whole numbers above."""
+    if not np.isfinite(x):
+        return "—"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.3g}" if abs(x) >= 0.01 else f"{x:.2g}"
 
 
 def _interaction_p(model: object) -> float:
