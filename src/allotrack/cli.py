@@ -523,7 +523,8 @@ def _run_and_write(plan_path: Path, out: Path, formats: str, records: Records | 
 
     plan = load_plan(plan_path)
     dictionary = None
-    if records is None and plan.data.source not in (None, "demo"):  # a database URL: an initialised store
+    if records is None and plan.data.source not in (None, "demo") and not plan.data.source.startswith("example:"):
+        # a database URL: an initialised store
         store = _open_store(plan.data.source)
         records, dictionary = store.load(), store.dictionary()
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console,

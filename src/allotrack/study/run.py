@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from allotrack.errors import InputError
 from allotrack.records.dates import DAYS_PER_UNIT
 from allotrack.records.dictionary import DataDictionary
 from allotrack.records.safe_csv import write_csv
@@ -65,6 +66,14 @@ def load_records(plan: StudyPlan, base_dir: Path | None = None) -> Records:
         from allotrack.study.demo import demo_records
 
         return demo_records()
+    if plan.data.source and plan.data.source.startswith("example:"):  # a reference study's synthetic records
+        from allotrack.study.five_studies import STUDIES, five_study_records
+
+        code = plan.data.source.split(":", 1)[1]
+        if code not in STUDIES:
+            raise InputError(f"unknown example study {code!r}; the examples are {list(STUDIES)}", table="plan",
+                             column="data.source")  # fmt: skip
+        return five_study_records()[code]
     if plan.data.source:
         from allotrack.records.store import Store
 
@@ -86,7 +95,7 @@ def run_study(plan: StudyPlan, records: Records | None = None, base_dir: Path | 
     say("loading records")
     if records is None:
         records = load_records(plan, base_dir)
-        validated = plan.data.source not in (None, "demo")  # a database URL: the store's records
+        validated = plan.data.source not in (None, "demo") and not plan.data.source.startswith("example:")
         if validated and dictionary is None:
             from allotrack.records.store import Store
 
@@ -240,6 +249,13 @@ def build_demo_store(path: str | Path) -> Records:
     store.init()
     store.import_records(demo_records(), user="demo")
     return store.load()
+
+
+def example_plan_path(code: str) -> Path:
+    """The bundled plan of a reference study (``allotrack/study/plans/<code>.toml``)."""
+    from importlib.resources import files
+
+    return Path(str(files("allotrack.study") / "plans" / f"{code}.toml"))
 
 
 def demo_plan_path() -> Path:
