@@ -65,15 +65,14 @@ def test_matches_r_glm(name):
     assert m.converged is case["converged"] is True
     s = m.summary
     assert list(s.columns) == [
-        "term", "coef", "se", "z", "p", "or", "or_lower", "or_upper", "or_profile_lower", "or_profile_upper",
-        "odds_ratio", "lower", "upper", "wald_lower", "wald_upper",
+        "term", "coef", "se", "z", "p", "odds_ratio", "lower", "upper", "wald_lower", "wald_upper",
     ]  # fmt: skip
     # the public API's names (DESIGN.md): profile-likelihood lower/upper, Wald limits, all on the odds-ratio scale
     assert_close(s["lower"], np.exp(case["profile_tight_lower"]), what="profile OR lower (public name)")
     assert_close(s["wald_upper"], np.exp(case["wald_upper"]), what="Wald OR upper (public name)")
-    assert_close(s["or"], np.exp(case["coef"]), what="odds ratios")
-    assert_close(s["or_lower"], np.exp(case["wald_lower"]), what="Wald OR lower")
-    assert_close(s["or_profile_upper"], np.exp(case["profile_tight_upper"]), what="profile OR upper")
+    assert_close(s["odds_ratio"], np.exp(case["coef"]), what="odds ratios")
+    assert_close(s["wald_lower"], np.exp(case["wald_lower"]), what="Wald OR lower")
+    assert_close(s["upper"], np.exp(case["profile_tight_upper"]), what="profile OR upper")
     assert m.to_frame().equals(s)
     assert "LogisticModel" in repr(m)
 
@@ -98,7 +97,7 @@ def test_single_binary_covariate_is_the_2x2_table():
     assert m.iterations == CASES["msc_2x2"]["iterations"] == 3
     assert math.isclose(m.coef[1], math.log(a * d / (b * c)), rel_tol=rule)
     assert math.isclose(m.coef[0], math.log(c / d), rel_tol=rule)
-    assert math.isclose(m.summary["or"].iloc[1], a * d / (b * c), rel_tol=rule)
+    assert math.isclose(m.summary["odds_ratio"].iloc[1], a * d / (b * c), rel_tol=rule)
     # R's standard error comes from the weighted QR of its last iteration, i.e. the weights one step before the
     # returned estimate: 0.414342474544268 in R and here, 2.5e-5 relative from Woolf's sqrt(1/a+1/b+1/c+1/d)
     # at the MLE.

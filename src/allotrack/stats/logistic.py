@@ -55,10 +55,8 @@ INTERCEPT = "(Intercept)"
 @dataclass(frozen=True, repr=False)
 class LogisticModel(Result):
     """A fitted logistic model. Arrays follow ``terms`` (``"(Intercept)"`` first); ``summary`` has one row per
-    term with log-odds ``coef``, ``se``, ``z``, Wald ``p``, the odds ratio ``or`` with Wald limits
-    ``or_lower``/``or_upper`` and profile-likelihood limits ``or_profile_lower``/``or_profile_upper``; also under
-    the public API's names ``odds_ratio``, ``lower``/``upper`` (profile likelihood) and ``wald_lower``/``wald_upper``
-    (all on the odds-ratio scale)."""
+    term with log-odds ``coef``, ``se``, ``z``, Wald ``p``, and the ``odds_ratio`` with its profile-likelihood
+    limits ``lower``/``upper`` and its Wald limits ``wald_lower``/``wald_upper`` (DESIGN.md's public names)."""
 
     summary: pd.DataFrame
     terms: tuple[str, ...]
@@ -396,12 +394,6 @@ def logistic_regression(
             "se": se,
             "z": zval,
             "p": pval,
-            "or": np.exp(coef),
-            "or_lower": np.exp(wald_lower),
-            "or_upper": np.exp(wald_upper),
-            "or_profile_lower": np.exp(prof_lower),
-            "or_profile_upper": np.exp(prof_upper),
-            # DESIGN.md's public names: the odds ratio with its profile-likelihood limits and its Wald limits
             "odds_ratio": np.exp(coef),
             "lower": np.exp(prof_lower),
             "upper": np.exp(prof_upper),

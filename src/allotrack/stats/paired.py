@@ -164,8 +164,23 @@ def _zeroin(f: Callable[[float], float], ax: float, bx: float, fa: float, fb: fl
     return b  # R warns "_NOT_ converged" and returns the last iterate
 
 
+class _Interval:
+    """``lower`` and ``upper``: DESIGN.md's public names of a result's ``conf_low`` and ``conf_high``."""
+
+    conf_low: float
+    conf_high: float
+
+    @property
+    def lower(self) -> float:
+        return self.conf_low
+
+    @property
+    def upper(self) -> float:
+        return self.conf_high
+
+
 @dataclass(frozen=True, repr=False)
-class PairedWilcoxon(Result):
+class PairedWilcoxon(_Interval, Result):
     """Result of :func:`paired_wilcoxon` (R ``wilcox.test(x, y, paired = TRUE)``).
 
     ``statistic`` is R's V (sum of the ranks of the positive differences ``before − after``); ``n`` counts the
@@ -186,16 +201,6 @@ class PairedWilcoxon(Result):
     conf_low: float
     conf_high: float
     conf_level: float
-
-    @property
-    def lower(self) -> float:
-        """The confidence interval's lower limit (``conf_low``)."""
-        return self.conf_low
-
-    @property
-    def upper(self) -> float:
-        """The confidence interval's upper limit (``conf_high``)."""
-        return self.conf_high
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -327,7 +332,7 @@ def _normal_interval(x: np.ndarray, conf_level: float, correct: bool, tol: float
 
 
 @dataclass(frozen=True, repr=False)
-class PairedT(Result):
+class PairedT(_Interval, Result):
     """Result of :func:`paired_t` (R ``t.test(x, y, paired = TRUE)``): ``estimate`` is the mean of
     ``before − after``, ``std_err`` its standard error, ``statistic`` the t value on ``dof = n − 1``."""
 
@@ -341,16 +346,6 @@ class PairedT(Result):
     p_value: float
     n: int
     n_missing: int
-
-    @property
-    def lower(self) -> float:
-        """The confidence interval's lower limit (``conf_low``)."""
-        return self.conf_low
-
-    @property
-    def upper(self) -> float:
-        """The confidence interval's upper limit (``conf_high``)."""
-        return self.conf_high
 
     def to_frame(self) -> pd.DataFrame:
         return pd.DataFrame(
