@@ -43,13 +43,14 @@ def _rows(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return frame.to_dict("records")  # type: ignore[return-value]
 
 
-def _symptoms(records: Records, pid: str, day: pd.Timestamp) -> list[str]:
+def _symptoms(records: Records, g: pd.DataFrame, pid: str, day: pd.Timestamp) -> list[str]:
+    """Symptoms near ``day``: adverse-event terms within 3 days, and acute GVHD of any grade in ``g`` (the GVHD
+    view, computed once by the caller)."""
     found: set[str] = set()
     ae = records["adverse_events"]
     near = ae[(ae["patient_id"] == pid) & ((ae["start_date"] - day).abs() <= pd.Timedelta(days=3))]
     for term in near["term"].astype(str).str.lower():
         found.update(v for k, v in SYMPTOM_TERMS.items() if k in term)
-    g = views.gvhd(records)
     if ((g["patient_id"] == pid) & ((g["date"] - day).abs() <= pd.Timedelta(days=3))
             & (pd.to_numeric(g["grade"]).fillna(0) >= 1)).any():  # fmt: skip
         found.add("rash")  # an acute GVHD assessment with organ involvement
@@ -62,16 +63,18 @@ def chimerism_alerts(records: Records) -> list[Alert]:
     pairs = views.chimerism(records).merge(inf, on="patient_id")
     pairs = pairs.assign(days=(pairs["date"] - pairs["infusion"]).dt.days)
     pairs = pairs[(pairs["days"] >= 5) & (pairs["days"] <= 10) & (pairs["donor_percent"] > 1.0)]
+    g = views.gvhd(records) if len(pairs) else None
     for row in _rows(pairs.drop_duplicates(["patient_id", "date"])):
         pid, when = str(row["patient_id"]), pd.Timestamp(row["date"])
-        alert = mst_gvhd_alert(float(row["donor_percent"]), float(row["days"]), _symptoms(records, pid, when))
+        assert g is not None
+        alert = mst_gvhd_alert(float(row["donor_percent"]), float(row["days"]), _symptoms(records, g, pid, when))
         out.append(Alert(pid, "GVHD risk after MST" if alert.alert else "Repeat chimerism",
                          "high" if alert.alert else "watch", when.date(), alert.reason))  # fmt: skip
     return out
 
 
 def recovery_alerts(records: Records, today: date) -> list[Alert]:
-    if records["courses"].empty or views.counts(records, ("ANC",)).empty:
+    if records["courses"].empty or not records["observations"]["item"].eq("anc").any():  # no neutrophil counts
         return []
     rec = recovery_per_course(records, rule="neutrophil")
     starts = records["courses"].set_index("course_id")["start_date"]
