@@ -21,7 +21,7 @@ from allotrack.study.plan import BinaryAnalysis
 
 if TYPE_CHECKING:
     from allotrack.records.dictionary import DataDictionary
-    from allotrack.study.analyses import Context
+    from allotrack.study.context import Context
 
 TESTS = {"chisq": "Pearson's chi-square test without continuity correction",
          "chisq_yates": "Pearson's chi-square test with Yates' continuity correction",

@@ -24,7 +24,7 @@ from allotrack.report.document import Section, TableBlock
 from allotrack.study.plan import RecoveryAnalysis
 
 if TYPE_CHECKING:
-    from allotrack.study.analyses import Context
+    from allotrack.study.context import Context
 
 
 def recovery_section(ctx: Context, a: RecoveryAnalysis) -> Section:

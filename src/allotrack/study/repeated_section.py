@@ -28,7 +28,7 @@ from allotrack.stats.paired import paired_test
 from allotrack.study.plan import LongitudinalAnalysis, PairedAnalysis, TrendAnalysis
 
 if TYPE_CHECKING:
-    from allotrack.study.analyses import Context
+    from allotrack.study.context import Context
 
 
 def paired_section(ctx: Context, a: PairedAnalysis) -> Section:

@@ -1,0 +1,74 @@
+"""The context every plan analysis runs in: the analysis dataset, the records, the plan, the time unit and the
+variable labels, restricted to an analysis's population and subset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from allotrack.errors import InputError
+from allotrack.records.dates import DAYS_PER_UNIT
+from allotrack.records.dictionary import DataDictionary
+from allotrack.records.schema import Records
+from allotrack.study import plan as sp
+
+
+class Context:
+    """What every analysis needs: the dataset, the records, the time unit and the variable labels."""
+
+    def __init__(self, data: pd.DataFrame, records: Records, plan: sp.StudyPlan,
+                 dictionary: DataDictionary | None = None) -> None:  # fmt: skip
+        self.data, self.records, self.plan = data, records, plan
+        self.dictionary = dictionary  # the store's data dictionary (None: allotrack's bundled one)
+        self.unit = plan.study.time_unit
+        self.scale = DAYS_PER_UNIT[self.unit]
+        self.labels = dict(plan.baseline.labels) if plan.baseline else {}
+        self.levels = dict(plan.baseline.levels) if plan.baseline else {}
+
+    def restricted(self, a: Any) -> tuple[Context, str | None]:
+        """The context of one analysis: its ``population`` and ``subset`` (plan.py's ``_Analysis``) applied to the
+        dataset and the records, and a sentence naming them with the number of patients (None for everyone)."""
+        population, subset = getattr(a, "population", None), getattr(a, "subset", None)
+        if population is None and subset is None:
+            return self, None
+        keep = self.data["patient_id"].notna().to_numpy().copy()  # a writable mask
+        said = []
+        if population is not None:
+            pops = self.records["populations"]
+            chosen = pops[(pops["population"] == population) & pops["included"].fillna(False).astype(bool)]
+            if chosen.empty:
+                known = sorted(set(pops["population"].dropna()))
+                raise InputError(f"analysis population {population!r} has no patients in the records (populations "
+                                 f"recorded: {known or 'none'})", table="populations", column="population")  # fmt: skip
+            keep &= self.data["patient_id"].isin(set(chosen["patient_id"])).to_numpy()
+            said.append(f"population {population}")
+        if subset is not None:
+            from allotrack.records.branching import holds, parse
+
+            tree = parse(subset)
+            rows = self.data.to_dict("records")
+            keep &= np.asarray([holds(tree, {str(k): (None if v is pd.NA else v) for k, v in row.items()})
+                                for row in rows], dtype=np.bool_)  # fmt: skip
+            said.append(f"subset {subset}")
+        data = self.data[keep]
+        ids = set(data["patient_id"])
+        records = Records({name: frame[frame["patient_id"].isin(ids)] for name, frame in self.records.tables.items()})
+        return Context(data, records, self.plan, self.dictionary), (
+            "Analysed: " + " and ".join(said) + f" (n = {len(data)}).")
+
+    def label(self, name: str) -> str:
+        return self.labels.get(name, name.replace("_", " "))
+
+    def timed(self, endpoint: str) -> pd.DataFrame:
+        """Patients with a defined time for ``endpoint``, its time in the plan's unit as ``time``."""
+        d = self.data.dropna(subset=[f"{endpoint}_time", f"{endpoint}_status"]).copy()
+        d["time"] = d[f"{endpoint}_time"].astype(float) / self.scale
+        d["status"] = d[f"{endpoint}_status"].astype(int)
+        return d
+
+    def ordered(self, frame: pd.DataFrame, by: str) -> list[str]:
+        present = [str(v) for v in frame[by].dropna().unique()]
+        wanted = [str(v) for v in self.levels.get(by, [])]
+        return [v for v in wanted if v in present] + sorted(v for v in present if v not in wanted)

@@ -1,0 +1,233 @@
+"""The time-to-event analyses of a study plan: Kaplan–Meier with log-rank, estimates at chosen time points, Cox
+regression (univariate, multivariate, courses as a time-dependent covariate) and competing risks (Aalen–Johansen,
+Gray's test, Fine–Gray). Each function returns a report :class:`Section`.
+
+Times are analysed in the plan's unit (days from the records divided by 30.4375 for months, 365.25 for years).
+Tables show gtsummary's number formats (:mod:`allotrack.report.format`); every p-value names its test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+import allotrack as at
+from allotrack.endpoints.timevarying import counting_process
+from allotrack.records.dates import DAYS_PER_YEAR
+from allotrack.report.clinical_figures import plot_forest
+from allotrack.report.document import FigureBlock, Section, TableBlock
+from allotrack.report.figures import plot_cumulative_incidence, plot_survival
+from allotrack.report.format import format_percent, format_pvalue, format_ratio
+from allotrack.study import plan as sp
+from allotrack.study.context import Context
+
+
+def _ci(est: float, lo: float, hi: float, pct: bool = True) -> str:
+    if pct:
+        if lo != lo or hi != hi or est == 0:  # R gives no interval at 0 (log scale)
+            return f"{format_percent(est)}%"
+        return f"{format_percent(est)}% ({format_percent(lo)}–{format_percent(hi)})"
+    return f"{est:.1f} ({lo:.1f}–{hi:.1f})"
+
+
+def _months(x: float) -> str:
+    return "NR" if x != x else f"{x:.1f}"
+
+
+def kaplan_meier_section(ctx: Context, a: sp.KaplanMeierAnalysis) -> Section:
+    ep = ctx.plan.endpoint(a.endpoint)
+    d = ctx.timed(a.endpoint)
+    figures, rows = [], []
+    overall = at.kaplan_meier(d, "time", "status")
+    med = overall.median().iloc[0]
+    rows.append({"Group": "All patients", "N": len(d), "Events": int(d["status"].sum()),
+                 f"Median, {ctx.unit} (95% CI)": f"{_months(float(med['median']))} "
+                                                  f"({_months(float(med['lower']))}–{_months(float(med['upper']))})",
+                 "p-value": ""})  # fmt: skip
+    for by in a.by:
+        sub = d.dropna(subset=[by])
+        order = ctx.ordered(sub, by)
+        sub = sub.assign(group=pd.Categorical(sub[by].astype(str), categories=order))
+        fit = at.kaplan_meier(sub, "time", "status", by="group")
+        test = at.logrank_test(sub, "time", "status", by="group")
+        medians = fit.median().set_index("group")
+        for g in order:
+            m = {k: float(medians.loc[g, k]) for k in ("median", "lower", "upper")}  # type: ignore[arg-type]
+            n_g = int((sub["group"] == g).sum())
+            rows.append({"Group": f"{ctx.label(by)}: {g}", "N": n_g,
+                         "Events": int(sub.loc[sub["group"] == g, "status"].sum()),
+                         f"Median, {ctx.unit} (95% CI)": f"{_months(m['median'])} "
+                                                          f"({_months(m['lower'])}–{_months(m['upper'])})",
+                         "p-value": format_pvalue(test.p_value) + "¹" if g == order[0] else ""})  # fmt: skip
+        fig = plot_survival(fit, pvalue=test.p_value, xlabel=f"Time since {ep.origin.replace('_', ' ')} ({ctx.unit})",
+                            ylabel=ep.label, labels=order, figsize=(7.0, 5.0))  # fmt: skip
+        figures.append(FigureBlock(f"{ep.label} by {ctx.label(by)} (Kaplan–Meier; log-rank p "
+                                   f"{format_pvalue(test.p_value)})", fig))  # fmt: skip
+    table = TableBlock(f"{ep.label}: medians", pd.DataFrame(rows),
+                       ("1 Log-rank test (R survdiff, rho = 0)", "Median: Kaplan–Meier, log CI (R survfit); "
+                        "NR = not reached"))  # fmt: skip
+    return Section(ep.label, (), (table,), tuple(figures))
+
+
+def landmark_section(ctx: Context, a: sp.LandmarkAnalysis) -> Section:
+    rows = []
+    for name in a.endpoints:
+        ep = ctx.plan.endpoint(name)
+        d = ctx.timed(name)
+        groups: list[tuple[str, pd.DataFrame]] = [("All patients", d)]
+        if a.by:
+            groups += [(f"{ctx.label(a.by)}: {g}", d[d[a.by].astype(str) == g]) for g in ctx.ordered(d, a.by)]
+        for gname, sub in groups:
+            fit = at.kaplan_meier(sub, "time", "status")
+            est = fit.at([y * DAYS_PER_YEAR / ctx.scale for y in a.years])
+            row = {"Endpoint": ep.label, "Group": gname, "N": len(sub)}
+            for y, (_, r) in zip(a.years, est.iterrows(), strict=True):
+                row[f"{y:g} year"] = _ci(r["survival"], r["lower"], r["upper"])
+            rows.append(row)
+    note = ("Kaplan–Meier estimate (95% CI, log transformation, R survfit) at each landmark",)
+    return Section("Landmark survival", (), (TableBlock("Survival at landmark times", pd.DataFrame(rows), note),))
+
+
+def _split_term(term: str) -> tuple[str, str]:
+    """formulaic's ``C(age_group)[T.> 70]`` as (``age_group``, ``> 70`` — the level compared with the reference);
+    a numeric term as (its name, ``per unit``)."""
+    if term.startswith("C(") and "[T." in term:
+        return term[2 : term.index(")")], term.split("[T.", 1)[1].rstrip("]")
+    return term, "per unit"
+
+
+def _term_rows(summary: pd.DataFrame, ctx: Context, label: str | None = None) -> list[dict[str, Any]]:
+    rows = []
+    for term, r in summary.iterrows():
+        var, level = _split_term(str(term))
+        if level == "per unit" and var in ctx.data and set(ctx.data[var].dropna().unique()) <= {0, 1}:
+            level = "yes vs no"
+        rows.append({"Variable": label or ctx.label(var), "Term": level if label is None else "",
+                     "HR (95% CI)": f"{format_ratio(r['hr'])} ({format_ratio(r['hr_lower'])}–"
+                                    f"{format_ratio(r['hr_upper'])})",
+                     "p-value": format_pvalue(r["p"]), "_hr": r["hr"], "_lo": r["hr_lower"], "_hi": r["hr_upper"],
+                     "_p": r["p"]})  # fmt: skip
+    return rows
+
+
+def _unrounded(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """The numbers behind Cox term rows: hazard ratio, its 95% CI and the Wald p, unrounded."""
+    frame = pd.DataFrame(rows)
+    return frame[["Variable", "Term", "_hr", "_lo", "_hi", "_p"]].rename(
+        columns={"_hr": "hr", "_lo": "hr_lower", "_hi": "hr_upper", "_p": "p_wald"})
+
+
+def _formula_term(name: str, data: pd.DataFrame) -> str:
+    if pd.api.types.is_numeric_dtype(data[name]) and data[name].dropna().nunique() > 2:
+        return name
+    return f"C({name})" if not pd.api.types.is_numeric_dtype(data[name]) else name
+
+
+def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
+    ep = ctx.plan.endpoint(a.endpoint)
+    d = ctx.timed(a.endpoint)
+    uni_rows, p_by_var = [], {}
+    for var in a.univariate:
+        sub = d.dropna(subset=[var])
+        model = at.cox_ph(sub, "time", "status", formula=_formula_term(var, sub))
+        p_by_var[var] = model.test("likelihood ratio").p_value
+        rows = _term_rows(model.summary, ctx)
+        for k, row in enumerate(rows):  # the test that chose the variables is shown, once per variable
+            row["Likelihood-ratio p²"] = format_pvalue(p_by_var[var]) if k == 0 else ""
+        uni_rows += rows
+    chosen = a.multivariate if a.multivariate is not None else [v for v in a.univariate if p_by_var[v] < a.select_p]
+    hidden = ["_hr", "_lo", "_hi", "_p"]
+    uni_notes = ("Cox proportional hazards (Efron ties, R coxph); p-value: Wald test of each term",
+                 "² Likelihood-ratio test of the variable (all its terms), the test that "
+                 + ("chose the multivariate model's variables" if a.multivariate is None else "is reported for it"))
+    tables = [TableBlock(f"{ep.label}: univariate Cox models", pd.DataFrame(uni_rows).drop(columns=hidden),
+                         uni_notes, data=_unrounded(uni_rows))]  # fmt: skip
+    figures = [FigureBlock(f"{ep.label}: hazard ratios, univariate models", plot_forest(pd.DataFrame(uni_rows)))]
+    note = f"Variables for the multivariate model: {', '.join(ctx.label(v) for v in chosen) or 'none'}"
+    note += "" if a.multivariate is not None else f" (univariate likelihood-ratio p < {a.select_p:g})."
+    if len(chosen) >= 2:
+        sub = d.dropna(subset=chosen)
+        model = at.cox_ph(sub, "time", "status", formula=" + ".join(_formula_term(v, sub) for v in chosen))
+        rows = _term_rows(model.summary, ctx)
+        tables.append(TableBlock(f"{ep.label}: multivariate Cox model (n = {model.n}, events = {model.n_events})",
+                                 pd.DataFrame(rows).drop(columns=hidden),
+                                 ("Cox proportional hazards (Efron ties, R coxph); Wald p-values",),
+                                 data=_unrounded(rows)))  # fmt: skip
+        figures.append(FigureBlock(f"{ep.label}: hazard ratios, multivariate model", plot_forest(pd.DataFrame(rows))))
+    return Section(f"{ep.label}: Cox regression", (note,), tuple(tables), tuple(figures))
+
+
+def time_dependent_cox_section(ctx: Context, a: sp.TimeDependentCoxAnalysis) -> Section:
+    """"More than N courses" as a covariate that switches on at the start of course N + 1 (no immortal time)."""
+    ep = ctx.plan.endpoint(a.endpoint)
+    d = ctx.timed(a.endpoint)
+    courses = ctx.records["courses"].merge(ctx.records["patients"][["patient_id", "diagnosis_date"]], on="patient_id")
+    nth = courses[courses["number"] == a.courses_above + 1]
+    changes = pd.DataFrame({"patient_id": nth["patient_id"], "value": 1.0,
+                            "day": (nth["start_date"] - nth["diagnosis_date"]).dt.days / ctx.scale})  # fmt: skip
+    cp = counting_process(d[["patient_id", "time", "status"]], "time", "status", changes, "more_courses")
+    model = at.cox_ph(cp, "stop", "status", covariates=["more_courses"], entry="start")
+    fixed = at.cox_ph(d.assign(more_courses=(d["n_courses"] > a.courses_above).astype(float)), "time", "status",
+                      covariates=["more_courses"])  # fmt: skip
+    rows = _term_rows(model.summary, ctx, f"> {a.courses_above} courses, time-dependent")
+    rows += _term_rows(fixed.summary, ctx, f"> {a.courses_above} courses, fixed at baseline (immortal-time biased)")
+    text = (f"The number of courses is only known as treatment goes on, so comparing patients by their final number "
+            f"of courses credits the survival needed to receive them (immortal-time bias). The time-dependent model "
+            f"counts a patient in the '> {a.courses_above} courses' group only from the start of course "
+            f"{a.courses_above + 1} ({len(cp)} counting-process intervals for {len(d)} patients).")  # fmt: skip
+    table = TableBlock(f"{ep.label}: more than {a.courses_above} courses", pd.DataFrame(rows).drop(
+        columns=["Term", "_hr", "_lo", "_hi", "_p"]), ("Cox model on (start, stop] intervals (R coxph with tmerge)",))
+    return Section(f"{ep.label}: courses as a time-dependent covariate", (text,), (table,))
+
+
+def competing_section(ctx: Context, a: sp.CompetingAnalysis) -> Section:
+    ep = ctx.plan.endpoint(a.endpoint)
+    d = ctx.timed(a.endpoint)
+    competing = ", ".join(k.replace("_", " ") for k in ep.competing)
+    figures, rows, tables = [], [], []
+    for by in a.by:
+        sub = d.dropna(subset=[by])
+        order = ctx.ordered(sub, by)
+        sub = sub.assign(group=pd.Categorical(sub[by].astype(str), categories=order))
+        fit = at.cumulative_incidence(sub, "time", "status", by="group")
+        gray = at.gray_test(sub, "time", "status", by="group", cause=1)
+        years = [1, 3, 5]
+        all_causes = fit.at([y * DAYS_PER_YEAR / ctx.scale for y in years])
+        causes = [(1, ep.label, gray)]
+        if a.both_causes:
+            causes.append((2, f"{competing.capitalize()} (competing event, same analysis)",
+                           at.gray_test(sub, "time", "status", by="group", cause=2)))  # fmt: skip
+        for cause, what, test in causes:
+            est = all_causes[all_causes["cause"] == cause]
+            for g in order:
+                row = {"Event": what, "Group": f"{ctx.label(by)}: {g}", "N": int((sub["group"] == g).sum())}
+                for y in years:
+                    r = est[(est["group"] == g) & np.isclose(est["time"], y * DAYS_PER_YEAR / ctx.scale)]
+                    row[f"{y} year"] = "—" if r.empty or r["estimate"].isna().all() else _ci(
+                        r["estimate"].iloc[0], r["lower"].iloc[0], r["upper"].iloc[0])  # fmt: skip
+                row["p-value"] = format_pvalue(test.p_value) + "¹" if g == order[0] else ""
+                rows.append(row)
+        figures.append(FigureBlock(f"{ep.label} by {ctx.label(by)} (Gray's test p {format_pvalue(gray.p_value)})",
+                                   plot_cumulative_incidence(fit, cause=1, pvalue=gray.p_value, labels=order,
+                                   xlabel=f"Time since {ep.origin.replace('_', ' ')} ({ctx.unit})",
+                                   ylabel=ep.label, figsize=(7.0, 5.0))))  # fmt: skip
+    frame = pd.DataFrame(rows)
+    if not a.both_causes and "Event" in frame.columns:
+        frame = frame.drop(columns="Event")
+    tables.append(TableBlock(f"{ep.label} (competing: {competing}; from {ep.origin.replace('_', ' ')})", frame,
+                             ("1 Gray's test (R cmprsk cuminc)", "Aalen–Johansen estimate, 95% CI log-log (cmprsk)")))
+    fg_rows = []
+    for var in a.fine_gray:
+        sub = d.dropna(subset=[var])
+        model = at.fine_gray(sub, "time", "status", formula=_formula_term(var, sub), cause=1)
+        for term, coefs in model.summary.iterrows():
+            shr, lo, hi, p = (float(coefs[k]) for k in ("shr", "shr_lower", "shr_upper", "p"))
+            fg_rows.append({"Variable": ctx.label(var), "Term": _split_term(str(term))[1],
+                            "SHR (95% CI)": f"{format_ratio(shr)} ({format_ratio(lo)}–{format_ratio(hi)})",
+                            "p-value": format_pvalue(p)})
+    if fg_rows:
+        tables.append(TableBlock(f"{ep.label}: Fine–Gray subdistribution hazards", pd.DataFrame(fg_rows),
+                                 ("Fine–Gray model (R cmprsk crr), sandwich variance",)))  # fmt: skip
+    return Section(ep.label, (), tuple(tables), tuple(figures))
