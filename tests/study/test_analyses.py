@@ -190,3 +190,48 @@ def test_methods_name_origins_follow_up_welch_sandwich_and_selection():
                    "remission", "reverse Kaplan–Meier method (deaths censored), was 148.5 months", "Welch's t-test",
                    "sandwich (robust) variance", "univariate likelihood-ratio test gave p < 0.1"):  # fmt: skip
         assert phrase in methods, phrase
+
+
+def test_time_dependent_courses_switch_on_at_the_course_start_counted_from_the_endpoints_own_origin():
+    """Survival from the first course: "more than 3 courses" switches on at the start of course 4 counted from
+    each patient's first course, not from diagnosis (which shifted every switch by the diagnosis-to-treatment
+    interval). The hazard ratio is the Cox fit of the (start, stop] intervals built by hand."""
+    import allotrack as at
+    from allotrack.endpoints import derive_endpoints
+    from allotrack.endpoints.timevarying import counting_process
+    from allotrack.records.validate import validate_records
+    from allotrack.study.demo import demo_records
+    from allotrack.study.plan import parse_plan
+
+    plan = parse_plan("""
+[study]
+title = "t"
+time_unit = "months"
+[data]
+source = "demo"
+[endpoints]
+use = ["os_c1"]
+[[endpoints.define]]
+name = "os_c1"
+label = "Survival from the first course"
+origin = "first_course"
+events = ["death"]
+[[analyses]]
+kind = "time_dependent_cox"
+endpoint = "os_c1"
+""")
+    table = run_study(plan).document.sections[0].tables[0]
+    recs = validate_records(demo_records())
+    d = derive_endpoints(recs, [plan.endpoint("os_c1")], validate=False).data
+    d = d.assign(time=d["os_c1_time"].astype(float) / 30.4375, status=d["os_c1_status"].astype(int))
+    courses = recs["courses"]
+    first = courses[courses["number"] == 1].set_index("patient_id")["start_date"]
+    fourth = courses[courses["number"] == 4]
+    changes = pd.DataFrame({"patient_id": fourth["patient_id"], "value": 1.0,
+                            "day": (fourth["start_date"] - fourth["patient_id"].map(first)).dt.days / 30.4375})
+    cp = counting_process(d[["patient_id", "time", "status"]], "time", "status", changes, "more_courses")
+    expected = at.cox_ph(cp, "stop", "status", covariates=["more_courses"], entry="start").summary
+    assert table.data is not None
+    got = table.data.iloc[0]
+    assert got["hr"] == pytest.approx(float(expected["hr"].iloc[0]), rel=1e-9)
+    assert got["p_wald"] == pytest.approx(float(expected["p"].iloc[0]), rel=1e-9)

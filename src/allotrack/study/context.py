@@ -58,6 +58,14 @@ class Context:
         return Context(data, records, self.plan, self.dictionary), (
             "Analysed: " + " and ".join(said) + f" (n = {len(data)}).")
 
+    def origin_dates(self, endpoint: str) -> pd.Series:
+        """Each patient's origin date of ``endpoint`` (indexed by patient_id; NaT where the origin never
+        happened), as :func:`allotrack.endpoints.derive_endpoints` sets it."""
+        from allotrack.endpoints import derive_endpoints
+
+        derived = derive_endpoints(self.records, [self.plan.endpoint(endpoint)], validate=False)
+        return derived.explanation.set_index("patient_id")["origin_date"]
+
     def label(self, name: str) -> str:
         return self.labels.get(name, name.replace("_", " "))
 

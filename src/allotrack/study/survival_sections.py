@@ -163,10 +163,12 @@ def time_dependent_cox_section(ctx: Context, a: sp.TimeDependentCoxAnalysis) -> 
     """"More than N courses" as a covariate that switches on at the start of course N + 1 (no immortal time)."""
     ep = ctx.plan.endpoint(a.endpoint)
     d = ctx.timed(a.endpoint)
-    courses = ctx.records["courses"].merge(ctx.records["patients"][["patient_id", "diagnosis_date"]], on="patient_id")
+    origin = ctx.origin_dates(a.endpoint)
+    courses = ctx.records["courses"]
     nth = courses[courses["number"] == a.courses_above + 1]
-    changes = pd.DataFrame({"patient_id": nth["patient_id"], "value": 1.0,
-                            "day": (nth["start_date"] - nth["diagnosis_date"]).dt.days / ctx.scale})  # fmt: skip
+    day = (nth["start_date"] - nth["patient_id"].map(origin)).dt.days / ctx.scale
+    changes = pd.DataFrame({"patient_id": nth["patient_id"], "value": 1.0, "day": day})
+    changes = changes.dropna(subset=["day"])
     cp = counting_process(d[["patient_id", "time", "status"]], "time", "status", changes, "more_courses")
     model = at.cox_ph(cp, "stop", "status", covariates=["more_courses"], entry="start")
     fixed = at.cox_ph(d.assign(more_courses=(d["n_courses"] > a.courses_above).astype(float)), "time", "status",
@@ -178,7 +180,9 @@ def time_dependent_cox_section(ctx: Context, a: sp.TimeDependentCoxAnalysis) -> 
             f"counts a patient in the '> {a.courses_above} courses' group only from the start of course "
             f"{a.courses_above + 1} ({len(cp)} counting-process intervals for {len(d)} patients).")  # fmt: skip
     table = TableBlock(f"{ep.label}: more than {a.courses_above} courses", pd.DataFrame(rows).drop(
-        columns=["Term", "_hr", "_lo", "_hi", "_p"]), ("Cox model on (start, stop] intervals (R coxph with tmerge)",))
+        columns=["Term", "_hr", "_lo", "_hi", "_p"]), ("Cox model on (start, stop] intervals (R coxph with tmerge); "
+        f"course starts counted from the endpoint's origin ({ep.origin.replace('_', ' ')})",),
+        data=_unrounded(rows).drop(columns="Term"))  # fmt: skip
     return Section(f"{ep.label}: courses as a time-dependent covariate", (text,), (table,))
 
 
