@@ -80,9 +80,11 @@ def test_a_survival_analysis_of_an_endpoint_with_competing_events_is_refused_at_
     text = GOOD.replace('kind = "km"\nendpoint = "os"', 'kind = "km"\nendpoint = "cir"')
     (line, key, msg), = _problems(text)
     assert (line, key) == (13, "analyses[0].endpoint") and "'cir' has competing events" in msg
-    landmarks = GOOD + '\n[[analyses]]\nkind = "landmarks"\nendpoints = ["os", "cir"]\nyears = [1]\n'
-    (line, key, msg), = _problems(landmarks)
-    assert (line, key) == (21, "analyses[2].endpoints") and 'use kind = "competing"' in msg
+    td = GOOD + '\n[[analyses]]\nkind = "time_dependent_cox"\nendpoint = "cir"\n'
+    (line, key, msg), = _problems(td)
+    assert (line, key) == (21, "analyses[2].endpoint") and 'use kind = "competing"' in msg
+    # landmark estimates of a competing endpoint are its cumulative incidence (tests/study/test_time_points.py)
+    assert parse_plan(GOOD + '\n[[analyses]]\nkind = "landmarks"\nendpoints = ["os", "cir"]\nyears = [1]\n')
     cox = GOOD + '\n[[analyses]]\nkind = "cox"\nendpoint = "cir"\nunivariate = ["sex"]\n'
     assert [(k, "competing events" in m) for _, k, m in _problems(cox)] == [("analyses[2].endpoint", True)]
 

@@ -3,13 +3,14 @@ variable labels, restricted to an analysis's population and subset."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from allotrack.errors import InputError
-from allotrack.records.dates import DAYS_PER_UNIT
+from allotrack.records.dates import DAYS_PER_UNIT, DAYS_PER_YEAR
 from allotrack.records.dictionary import DataDictionary
 from allotrack.records.schema import Records
 from allotrack.study import plan as sp
@@ -65,6 +66,16 @@ class Context:
 
         derived = derive_endpoints(self.records, [self.plan.endpoint(endpoint)], validate=False)
         return derived.explanation.set_index("patient_id")["origin_date"]
+
+    def time_points(self, endpoint: str, times: Sequence[float] = (), years: Sequence[float] = (),
+                    default_years: Sequence[float] = ()) -> list[tuple[str, float]]:  # fmt: skip
+        """Where a table shows estimates of ``endpoint``, as (column label, time in the plan's unit): ``times``
+        (the plan's unit), else ``years``, else the plan's time points of the endpoint, else ``default_years``."""
+        chosen = list(dict.fromkeys(times)) or ([] if years else self.plan.time_points(endpoint))
+        if chosen:
+            return [(f"{t:g} {self.unit if t != 1 else self.unit.rstrip('s')}", float(t)) for t in chosen]
+        return [(f"{y:g} year{'s' if y != 1 else ''}", y * DAYS_PER_YEAR / self.scale)
+                for y in dict.fromkeys(list(years) or list(default_years))]  # fmt: skip
 
     def label(self, name: str) -> str:
         return self.labels.get(name, name.replace("_", " "))

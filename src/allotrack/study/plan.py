@@ -93,6 +93,7 @@ class EndpointSpec(_Strict):
     events: list[str]
     competing: list[str] = []
     horizon_days: Annotated[float, Field(gt=0)] | None = None
+    time_points: list[Annotated[float, Field(gt=0)]] = []  # in the plan's time unit: estimates shown in tables
 
     @model_validator(mode="after")
     def _definable(self) -> EndpointSpec:
@@ -109,6 +110,9 @@ class EndpointChoice(_Strict):
     use: list[str] = ["os"]
     early_death_days: Annotated[int, Field(ge=1, le=365)] = 28
     landmark_years: list[float] = []
+    # in the plan's time unit: where the tables of every endpoint without time_points of its own show estimates
+    # (Kaplan–Meier survival or cumulative incidence); none: 1, 3 and 5 years for competing risks and landmarks
+    time_points: list[Annotated[float, Field(gt=0)]] = []
 
     @field_validator("use")
     @classmethod
@@ -176,9 +180,14 @@ class TimeDependentCoxAnalysis(_Analysis):
 
 
 class LandmarkAnalysis(_Analysis):
+    """Estimates at chosen times of one or more endpoints: Kaplan–Meier survival, or the cumulative incidence of
+    an endpoint with competing events. The times: ``times`` (the plan's unit), else ``years``, else each
+    endpoint's ``time_points``, else [endpoints] ``time_points``, else 1, 3 and 5 years."""
+
     kind: Literal["landmarks"]
     endpoints: list[str]
-    years: list[float]
+    years: list[Annotated[float, Field(gt=0)]] = []
+    times: list[Annotated[float, Field(gt=0)]] = []
     by: str | None = None
 
 
@@ -270,6 +279,12 @@ class StudyPlan(_Strict):
                 return spec.endpoint()
         return ENDPOINTS[name]
 
+    def time_points(self, name: str) -> list[float]:
+        """The times (in the plan's unit) at which the tables of endpoint ``name`` show estimates: its own
+        ``time_points``, else [endpoints] ``time_points`` (empty: none declared)."""
+        own = next((spec.time_points for spec in self.endpoints.define if spec.name == name), [])
+        return list(own or self.endpoints.time_points)
+
     study: StudyInfo
     data: DataSource
     groups: list[GroupVariable] = []
@@ -280,7 +295,7 @@ class StudyPlan(_Strict):
 
 def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
     """What a valid-looking plan could not run, as (key path, message), checked before anything runs: an
-    analysis on an endpoint [endpoints] does not derive; a Kaplan–Meier, landmark or Cox analysis of an endpoint
+    analysis on an endpoint [endpoints] does not derive; a Kaplan–Meier or Cox analysis of an endpoint
     with competing events (their complement of the cumulative incidence is not a probability of the event: use
     ``kind = "competing"``); a competing-risks analysis of an endpoint without competing events; a grouping by a
     variable that is neither a [[groups]] variable nor a column of the analysis dataset; a survival, cumulative
@@ -325,7 +340,7 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
             if name not in plan.endpoints.use:
                 out.append((("analyses", i, key), f"uses endpoint {name!r}, which [endpoints] use does not list"))
             elif plan.endpoint(name).is_competing and isinstance(
-                    a, KaplanMeierAnalysis | LandmarkAnalysis | CoxAnalysis | TimeDependentCoxAnalysis):
+                    a, KaplanMeierAnalysis | CoxAnalysis | TimeDependentCoxAnalysis):
                 out.append((("analyses", i, key), f"{name!r} has competing events: a {a.kind} analysis would treat "
                             "them as censoring; use kind = \"competing\" (cumulative incidence, Gray's test, "
                             "Fine–Gray)"))  # fmt: skip

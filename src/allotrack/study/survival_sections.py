@@ -15,7 +15,6 @@ import pandas as pd
 
 import allotrack as at
 from allotrack.endpoints.timevarying import counting_process
-from allotrack.records.dates import DAYS_PER_YEAR
 from allotrack.report.clinical_figures import plot_forest
 from allotrack.report.document import FigureBlock, Section, TableBlock
 from allotrack.report.figures import plot_cumulative_incidence, plot_survival
@@ -40,12 +39,17 @@ def kaplan_meier_section(ctx: Context, a: sp.KaplanMeierAnalysis) -> Section:
     ep = ctx.plan.endpoint(a.endpoint)
     d = ctx.timed(a.endpoint)
     figures, rows = [], []
+    points = ctx.time_points(a.endpoint)  # only those the plan declares
     overall = at.kaplan_meier(d, "time", "status")
     med = overall.median().iloc[0]
+
+    def at_points(sub: pd.DataFrame) -> dict[str, str]:
+        return {r["time_label"]: _estimate_cell(r) for _, r in _estimates_at(ctx, a.endpoint, sub, points).iterrows()}
+
     rows.append({"Group": "All patients", "N": len(d), "Events": int(d["status"].sum()),
                  f"Median, {ctx.unit} (95% CI)": f"{_months(float(med['median']))} "
                                                   f"({_months(float(med['lower']))}–{_months(float(med['upper']))})",
-                 "p-value": ""})  # fmt: skip
+                 **at_points(d), "p-value": ""})  # fmt: skip
     for by in a.by:
         sub = d.dropna(subset=[by])
         order = ctx.ordered(sub, by)
@@ -60,34 +64,72 @@ def kaplan_meier_section(ctx: Context, a: sp.KaplanMeierAnalysis) -> Section:
                          "Events": int(sub.loc[sub["group"] == g, "status"].sum()),
                          f"Median, {ctx.unit} (95% CI)": f"{_months(m['median'])} "
                                                           f"({_months(m['lower'])}–{_months(m['upper'])})",
+                         **at_points(sub[sub["group"] == g]),
                          "p-value": format_pvalue(test.p_value) + "¹" if g == order[0] else ""})  # fmt: skip
         fig = plot_survival(fit, pvalue=test.p_value, xlabel=f"Time since {ep.origin.replace('_', ' ')} ({ctx.unit})",
                             ylabel=ep.label, labels=order, figsize=(7.0, 5.0))  # fmt: skip
         figures.append(FigureBlock(f"{ep.label} by {ctx.label(by)} (Kaplan–Meier; log-rank p "
                                    f"{format_pvalue(test.p_value)})", fig))  # fmt: skip
-    table = TableBlock(f"{ep.label}: medians", pd.DataFrame(rows),
-                       ("1 Log-rank test (R survdiff, rho = 0)", "Median: Kaplan–Meier, log CI (R survfit); "
-                        "NR = not reached"))  # fmt: skip
+    notes = ["1 Log-rank test (R survdiff, rho = 0)", "Median: Kaplan–Meier, log CI (R survfit); NR = not reached"]
+    if points:
+        notes.append("Survival at each time: Kaplan–Meier (95% CI, log transformation); — beyond the group's last "
+                     "follow-up")
+    table = TableBlock(f"{ep.label}: medians" + (" and estimates at chosen times" if points else ""),
+                       pd.DataFrame(rows), tuple(notes))  # fmt: skip
     return Section(ep.label, (), (table,), tuple(figures))
 
 
+def _estimates_at(ctx: Context, name: str, sub: pd.DataFrame, points: list[tuple[str, float]]) -> pd.DataFrame:
+    """The estimate of endpoint ``name`` in ``sub`` at each time point: Kaplan–Meier survival (R ``survfit``, log
+    CI) or, for an endpoint with competing events, the cumulative incidence of its event (Aalen–Johansen, cmprsk
+    ``cuminc``, log-log CI). Missing beyond the group's last follow-up (nothing is known there)."""
+    times = [t for _, t in points]
+    if ctx.plan.endpoint(name).is_competing:
+        est = at.cumulative_incidence(sub, "time", "status").at(times)
+        est = est[est["cause"] == 1].sort_values("time")
+        frame = pd.DataFrame({"estimate": est["estimate"].to_numpy(), "lower": est["lower"].to_numpy(),
+                              "upper": est["upper"].to_numpy()})  # fmt: skip
+    else:
+        km = at.kaplan_meier(sub, "time", "status").at(times).sort_values("time")
+        frame = pd.DataFrame({"estimate": km["survival"].to_numpy(), "lower": km["lower"].to_numpy(),
+                              "upper": km["upper"].to_numpy()})  # fmt: skip
+    order = np.argsort(np.asarray(times), kind="stable")
+    frame = frame.set_axis(order).sort_index()  # back to the plan's order
+    frame.insert(0, "time", times)
+    frame.insert(0, "time_label", [label for label, _ in points])
+    beyond = frame["time"].to_numpy() > float(sub["time"].max()) if len(sub) else np.ones(len(frame), bool)
+    frame.loc[beyond, ["estimate", "lower", "upper"]] = np.nan
+    return frame
+
+
+def _estimate_cell(r: pd.Series) -> str:
+    return "—" if r["estimate"] != r["estimate"] else _ci(r["estimate"], r["lower"], r["upper"])
+
+
 def landmark_section(ctx: Context, a: sp.LandmarkAnalysis) -> Section:
-    rows = []
+    rows, data = [], []
     for name in a.endpoints:
         ep = ctx.plan.endpoint(name)
+        points = ctx.time_points(name, a.times, a.years, default_years=(1, 3, 5))
         d = ctx.timed(name)
         groups: list[tuple[str, pd.DataFrame]] = [("All patients", d)]
         if a.by:
             groups += [(f"{ctx.label(a.by)}: {g}", d[d[a.by].astype(str) == g]) for g in ctx.ordered(d, a.by)]
         for gname, sub in groups:
-            fit = at.kaplan_meier(sub, "time", "status")
-            est = fit.at([y * DAYS_PER_YEAR / ctx.scale for y in a.years])
-            row = {"Endpoint": ep.label, "Group": gname, "N": len(sub)}
-            for y, (_, r) in zip(a.years, est.iterrows(), strict=True):
-                row[f"{y:g} year"] = _ci(r["survival"], r["lower"], r["upper"])
+            est = _estimates_at(ctx, name, sub, points)
+            what = "cumulative incidence" if ep.is_competing else "survival"
+            row = {"Endpoint": ep.label, "Estimate": what, "Group": gname, "N": len(sub)}
+            row |= {r["time_label"]: _estimate_cell(r) for _, r in est.iterrows()}
             rows.append(row)
-    note = ("Kaplan–Meier estimate (95% CI, log transformation, R survfit) at each landmark",)
-    return Section("Landmark survival", (), (TableBlock("Survival at landmark times", pd.DataFrame(rows), note),))
+            data.append(est.assign(endpoint=name, estimate_of=what, group=gname, n=len(sub)))
+    frame = pd.DataFrame(rows)
+    if set(frame["Estimate"]) == {"survival"}:
+        frame = frame.drop(columns="Estimate")
+    notes = ("Kaplan–Meier survival (95% CI, log transformation, R survfit); cumulative incidence with competing "
+             "events (Aalen–Johansen, 95% CI log-log, R cmprsk cuminc); — beyond the group's last follow-up",)
+    cols = ["endpoint", "estimate_of", "group", "n", "time_label", "time", "estimate", "lower", "upper"]
+    return Section("Estimates at landmark times", (), (TableBlock("Estimates at landmark times", frame, notes,
+                                                                  data=pd.concat(data)[cols]),))  # fmt: skip
 
 
 def _split_term(term: str) -> tuple[str, str]:
@@ -197,8 +239,8 @@ def competing_section(ctx: Context, a: sp.CompetingAnalysis) -> Section:
         sub = sub.assign(group=pd.Categorical(sub[by].astype(str), categories=order))
         fit = at.cumulative_incidence(sub, "time", "status", by="group")
         gray = at.gray_test(sub, "time", "status", by="group", cause=1)
-        years = [1, 3, 5]
-        all_causes = fit.at([y * DAYS_PER_YEAR / ctx.scale for y in years])
+        points = ctx.time_points(a.endpoint, default_years=(1, 3, 5))
+        all_causes = fit.at([t for _, t in points])
         causes = [(1, ep.label, gray)]
         if a.both_causes:
             causes.append((2, f"{competing.capitalize()} (competing event, same analysis)",
@@ -207,9 +249,9 @@ def competing_section(ctx: Context, a: sp.CompetingAnalysis) -> Section:
             est = all_causes[all_causes["cause"] == cause]
             for g in order:
                 row = {"Event": what, "Group": f"{ctx.label(by)}: {g}", "N": int((sub["group"] == g).sum())}
-                for y in years:
-                    r = est[(est["group"] == g) & np.isclose(est["time"], y * DAYS_PER_YEAR / ctx.scale)]
-                    row[f"{y} year"] = "—" if r.empty or r["estimate"].isna().all() else _ci(
+                for label, t in points:
+                    r = est[(est["group"] == g) & np.isclose(est["time"], t)]
+                    row[label] = "—" if r.empty or r["estimate"].isna().all() else _ci(
                         r["estimate"].iloc[0], r["lower"].iloc[0], r["upper"].iloc[0])  # fmt: skip
                 row["p-value"] = format_pvalue(test.p_value) + "¹" if g == order[0] else ""
                 rows.append(row)
