@@ -96,7 +96,7 @@ def test_populations_and_subsets_restrict_an_analysis_and_are_named():
              ["patient_id"])  # fmt: skip
     text = PLAN.replace("{test}", "chisq").replace('test = "chisq"', 'test = "chisq"\npopulation = "per-protocol"')
     section = run_study(parse_plan(text), records=records).document.sections[0]
-    assert section.paragraphs[0] == f"Analysed: population per-protocol (n = {len(pp)})."
+    assert section.paragraphs[0] == f"Analysed: population per-protocol, n = {len(pp)}."
     data = section.tables[0].data.set_index("measure")
     assert data.loc["proportion_a", "estimate"] > 0  # computed on the population only
     rows = section.tables[0].frame[""].tolist()
@@ -105,7 +105,7 @@ def test_populations_and_subsets_restrict_an_analysis_and_are_named():
     female = PLAN.replace("{test}", "fisher").replace('test = "fisher"', "test = \"fisher\"\nsubset = \"[sex] = 'F'\"")
     section = run_study(parse_plan(female), records=records).document.sections[0]
     n_female = int((records["patients"]["sex"] == "F").sum())
-    assert section.paragraphs[0] == f"Analysed: subset [sex] = 'F' (n = {n_female})."
+    assert section.paragraphs[0] == f"Analysed: subset [sex] = 'F', n = {n_female}."
     with pytest.raises(InputError, match="analysis population 'mITT' has no patients"):
         run_study(parse_plan(text.replace("per-protocol", "mITT")), records=records)
 

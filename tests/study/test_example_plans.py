@@ -23,14 +23,18 @@ def _section(code: str, title: str):
 
 def test_the_msc_trial_plan_reports_the_primary_endpoint_in_the_itt_and_per_protocol_populations():
     primary = _section("msc_rct", "GVHD complete response at week 4 (primary endpoint)")
-    assert primary.paragraphs[0] == "Analysed: population ITT (n = 130)."
+    assert primary.paragraphs[0] == "Analysed: population ITT, n = 130."
+    assert all(t.caption.endswith(" [population ITT, n = 130]") for t in primary.tables)
+    assert all(f.caption.endswith(" [population ITT, n = 130]") for f in primary.figures)
     rows = dict(zip(primary.tables[0].frame[""], primary.tables[0].frame["Estimate (95% CI)"], strict=True))
     assert rows["MSC + basiliximab: 54/65"].startswith("83%") and rows["basiliximab: 36/65"].startswith("55%")
     assert rows["Risk difference"] == "28% (12–42%)"
     assert [t.caption for t in primary.tables][1:] == ["MSC + basiliximab vs basiliximab: stratified and adjusted "
-                                                        "odds ratios", "Subgroups: MSC + basiliximab vs basiliximab"]
+                                                        "odds ratios [population ITT, n = 130]",
+                                                        "Subgroups: MSC + basiliximab vs basiliximab [population ITT, "
+                                                        "n = 130]"]  # fmt: skip
     pp = _section("msc_rct", "GVHD complete response at week 4, per protocol")
-    assert pp.paragraphs[0] == "Analysed: population per-protocol (n = 125)."
+    assert pp.paragraphs[0] == "Analysed: population per-protocol, n = 125."
     assert "Overall survival from randomisation from randomization" not in _run("msc_rct").document.methods
     assert "Overall survival from randomisation, to week 52 from randomization" in _run("msc_rct").document.methods
 

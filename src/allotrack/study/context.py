@@ -30,7 +30,8 @@ class Context:
 
     def restricted(self, a: Any) -> tuple[Context, str | None]:
         """The context of one analysis: its ``population`` and ``subset`` (plan.py's ``_Analysis``) applied to the
-        dataset and the records, and a sentence naming them with the number of patients (None for everyone)."""
+        dataset and the records, and a phrase naming them with the number of patients ("population ITT, n = 130";
+        None for everyone)."""
         population, subset = getattr(a, "population", None), getattr(a, "subset", None)
         if population is None and subset is None:
             return self, None
@@ -56,8 +57,7 @@ class Context:
         data = self.data[keep]
         ids = set(data["patient_id"])
         records = Records({name: frame[frame["patient_id"].isin(ids)] for name, frame in self.records.tables.items()})
-        return Context(data, records, self.plan, self.dictionary), (
-            "Analysed: " + " and ".join(said) + f" (n = {len(data)}).")
+        return Context(data, records, self.plan, self.dictionary), " and ".join(said) + f", n = {len(data)}"
 
     def origin_dates(self, endpoint: str) -> pd.Series:
         """Each patient's origin date of ``endpoint`` (indexed by patient_id; NaT where the origin never

@@ -118,7 +118,11 @@ def run_study(plan: StudyPlan, records: Records | None = None, base_dir: Path | 
         say(f"analysis: {a.kind}")
         scoped, who = ctx.restricted(a)
         section = RUNNERS[a.kind](scoped, a)
-        sections.append(section if who is None else replace(section, paragraphs=(who, *section.paragraphs)))
+        if who is not None:  # the report says whom each analysis and each of its tables and figures covers
+            section = replace(section, paragraphs=(f"Analysed: {who}.", *section.paragraphs),
+                              tables=tuple(replace(t, caption=f"{t.caption} [{who}]") for t in section.tables),
+                              figures=tuple(replace(f, caption=f"{f.caption} [{who}]") for f in section.figures))
+        sections.append(section)
     document = Document(plan.study.title, plan.study.description, tuple(sections), methods_text(plan, data),
                         software())  # fmt: skip
     return StudyResult(document, data, plan)
