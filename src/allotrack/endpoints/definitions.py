@@ -55,6 +55,16 @@ class Endpoint:
     def is_competing(self) -> bool:
         return bool(self.competing)
 
+    @property
+    def origin_label(self) -> str:
+        """The origin as a report says it: "diagnosis", "HSCT", "first remission", "first infusion of NK",
+        "first basiliximab"."""
+        if self.origin.startswith("first_infusion:"):
+            return f"first infusion of {self.origin.split(':', 1)[1].strip()}"
+        if self.origin.startswith("first_intervention:"):
+            return f"first {self.origin.split(':', 1)[1].strip()}"
+        return {"hsct": "HSCT", "randomization": "randomisation"}.get(self.origin, self.origin.replace("_", " "))
+
 
 ENDPOINTS: Mapping[str, Endpoint] = {
     e.name: e

@@ -37,23 +37,28 @@ def plot_forest(rows: pd.DataFrame, xlabel: str = "Hazard ratio (95% CI, log sca
     return fig
 
 
-def plot_chimerism(chimerism: pd.DataFrame, patients: pd.DataFrame, unit: str = "months", scale: float = DAYS_PER_MONTH,
-                   lod: float | None = None) -> Figure:  # fmt: skip
-    """Donor chimerism (%) over time since diagnosis, one line per patient, log scale, with the limit of
-    detection as a dashed line (the assay's ``lod_percent`` unless given)."""
+def plot_chimerism(chimerism: pd.DataFrame, patients: pd.DataFrame | None = None, unit: str = "months",
+                   scale: float = DAYS_PER_MONTH, lod: float | None = None,
+                   xlabel: str | None = None) -> Figure:  # fmt: skip
+    """Donor chimerism (%) over time, one line per patient, log scale, with the limit of detection as a dashed
+    line (the assay's ``lod_percent`` unless given); a result below it is drawn on the line. The time is the
+    frame's ``time`` column if it has one (e.g. days since the latest infusion, with ``xlabel``), else the time
+    since diagnosis (``patients``' ``diagnosis_date``) in ``unit``."""
     fig, ax = plt.subplots(figsize=(7.0, 4.5))
-    data = chimerism.merge(patients, on="patient_id").sort_values(["patient_id", "date"])
+    data = chimerism if "time" in chimerism.columns or patients is None else chimerism.merge(patients, on="patient_id")
+    data = data.sort_values(["patient_id", "date"])
     lods = pd.to_numeric(data["lod_percent"], errors="coerce") if "lod_percent" in data else pd.Series(dtype=float)
     floor = lod if lod is not None else float(lods.min())
     for _, g in data.groupby("patient_id"):
-        t = (g["date"] - g["diagnosis_date"]).dt.days / scale
-        ax.plot(t, np.maximum(g["donor_percent"].astype(float), floor if floor == floor else 1e-3), marker="o",
+        t = g["time"] if "time" in g.columns else (g["date"] - g["diagnosis_date"]).dt.days / scale
+        shown = g["donor_percent"].astype(float).fillna(floor if floor == floor else 1e-3)  # below detection
+        ax.plot(t, np.maximum(shown, floor if floor == floor else 1e-3), marker="o",
                 markersize=3, linewidth=0.8, alpha=0.7)  # fmt: skip
     if floor == floor:
         ax.axhline(floor, color="black", linestyle="--", linewidth=1, label=f"Limit of detection ({floor:g} %)")
         ax.legend(frameon=False, loc="upper right")
     ax.set_yscale("log")
-    ax.set_xlabel(f"Time since diagnosis ({unit})")
+    ax.set_xlabel(xlabel or f"Time since diagnosis ({unit})")
     ax.set_ylabel("Donor chimerism (%)")
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()

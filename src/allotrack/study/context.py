@@ -77,6 +77,27 @@ class Context:
         return [(f"{y:g} year{'s' if y != 1 else ''}", y * DAYS_PER_YEAR / self.scale)
                 for y in dict.fromkeys(list(years) or list(default_years))]  # fmt: skip
 
+    def require_known_at_origin(self, endpoint: str, names: Sequence[str]) -> None:
+        """Refuse to group or adjust a time-to-event analysis of ``endpoint`` by a plan variable measured after
+        the endpoint's origin for any patient (immortal time: :class:`~allotrack.study.plan.VariableSpec`)."""
+        specs = [v for v in self.plan.variables if v.name in names and v.item is not None]
+        if not specs:
+            return
+        from allotrack.study.dataset import variable_values
+
+        origin = self.origin_dates(endpoint)
+        ep = self.plan.endpoint(endpoint)
+        for spec in specs:
+            dates = variable_values(self.records, spec, self.dictionary)[1]
+            later = (dates > origin.reindex(dates.index)).to_numpy(dtype=bool, na_value=False)
+            if later.any():
+                raise InputError(f"variable {spec.name!r} ({spec.item} at {spec.visit or 'any visit'}) is measured "
+                                 f"after the origin of {ep.label} ({ep.origin_label}) for "
+                                 f"{int(later.sum())} patients: comparing by it credits the survival needed to reach "
+                                 "the measurement (immortal-time bias); use a value measured before the origin, or "
+                                 "an endpoint that starts at the measurement (a landmark)", table="plan",
+                                 column=f"variables.{spec.name}")  # fmt: skip
+
     def label(self, name: str) -> str:
         return self.labels.get(name, name.replace("_", " "))
 

@@ -16,8 +16,9 @@ from allotrack.endpoints import derive_endpoints
 from allotrack.endpoints.definitions import Endpoint
 from allotrack.errors import InputError
 from allotrack.records.dates import DAYS_PER_YEAR
+from allotrack.records.dictionary import DataDictionary, default_dictionary
 from allotrack.records.schema import Records
-from allotrack.study.plan import GroupVariable, StudyPlan
+from allotrack.study.plan import GroupVariable, StudyPlan, VariableSpec
 
 # the per-patient covariates every analysis dataset has (from derive_endpoints and the columns added here), which
 # a plan may group by without declaring them in [[groups]]
@@ -55,7 +56,57 @@ def group_variable(values: pd.Series, spec: GroupVariable) -> pd.Series:
     return pd.Series(grouped, index=values.index, dtype=object)
 
 
-def analysis_dataset(records: Records, plan: StudyPlan, validate: bool = True) -> pd.DataFrame:
+def variable_values(records: Records, spec: VariableSpec,
+                    dictionary: DataDictionary | None = None) -> tuple[pd.Series, pd.Series]:  # fmt: skip
+    """A plan variable (:class:`~allotrack.study.plan.VariableSpec`) per patient, and the date of each measured
+    patient's own value (an item's; indexed by patient id; patients without a value are absent)."""
+    if spec.item is not None:
+        from allotrack.endpoints.measurements import item_rows
+
+        rows = item_rows(records, spec.item, dictionary)
+        where = f"item {spec.item!r}"
+        if spec.visit is not None:
+            rows = rows[rows["visit"] == spec.visit]
+            where += f" at visit {spec.visit!r}"
+        rows = rows.dropna(subset=["value"]).sort_values(["patient_id", "date"], kind="stable")
+        if spec.summary is None:
+            twice = rows["patient_id"].duplicated(keep=False)
+            if twice.any():
+                n = rows.loc[twice, "patient_id"].nunique()
+                raise InputError(f"variable {spec.name!r}: {where} has more than one value for {n} patients; give "
+                                 "summary = first, last, min or max", table="plan", column=f"variables.{spec.name}")
+        if spec.summary in ("min", "max"):
+            if not pd.api.types.is_numeric_dtype(rows["value"]):
+                raise InputError(f"variable {spec.name!r}: summary = {spec.summary!r} needs a numeric item, and "
+                                 f"{spec.item!r} is coded", table="plan", column=f"variables.{spec.name}")  # fmt: skip
+            rows = rows.sort_values(["patient_id", "value", "date"], ascending=[True, spec.summary == "min", True],
+                                    kind="stable")  # fmt: skip
+        chosen = rows.drop_duplicates("patient_id", keep="last" if spec.summary == "last" else "first")
+        values, dates = chosen.set_index("patient_id")["value"], chosen.set_index("patient_id")["date"]
+        choices = (dictionary or default_dictionary()).item(spec.item).choices
+        if choices and spec.cut is None:  # a coded item reads as its labels ("not tested", not "not_tested")
+            values = values.map({c.code: c.label for c in choices}).fillna(values)
+    else:
+        assert spec.table is not None and spec.column is not None  # the plan's validator
+        frame = records[spec.table]
+        if spec.column not in frame.columns:
+            raise InputError(f"variable {spec.name!r}: table {spec.table!r} has no column {spec.column!r} (it has "
+                             f"{list(frame.columns)})", table=spec.table, column=spec.column)  # fmt: skip
+        rows = frame.dropna(subset=[spec.column]).drop_duplicates("patient_id")
+        values, dates = rows.set_index("patient_id")[spec.column], pd.Series(dtype="datetime64[ns]")
+    if spec.cut is not None and spec.labels is not None:
+        values = group_variable(values, GroupVariable(name=spec.name, variable=spec.name, cut=spec.cut,
+                                                      labels=spec.labels))  # fmt: skip
+    if spec.from_case:
+        sets = records["matched_sets"]
+        case_set = sets[sets["role"] == "case"].drop_duplicates("set_id").set_index("set_id")["patient_id"]
+        member_case = sets.set_index("patient_id")["set_id"].map(case_set).dropna()
+        values = member_case.map(values).dropna()  # the dates stay each measured patient's own
+    return values.rename(spec.name), dates.rename(f"{spec.name}_date")
+
+
+def analysis_dataset(records: Records, plan: StudyPlan, validate: bool = True,
+                     dictionary: DataDictionary | None = None) -> pd.DataFrame:  # fmt: skip
     """One row per patient: endpoints (times in days), covariates, grouping variables, landmark statuses."""
     eps = [plan.endpoint(name) for name in plan.endpoints.use] + [RELAPSE_FREE_FROM_DIAGNOSIS]
     derived = derive_endpoints(records, endpoints=eps, early_death_days=plan.endpoints.early_death_days,
@@ -86,6 +137,8 @@ def analysis_dataset(records: Records, plan: StudyPlan, validate: bool = True) -
             data[f"alive_{label}"] = status_at(data["os_time"], data["os_status"], day)
         free = status_at(data["rfs_dx_time"], data["rfs_dx_status"], day)
         data[f"leukaemia_free_{label}"] = free.where(data["cr"] == 1, 0).astype("Int64")
+    for var in plan.variables:
+        data[var.name] = data["patient_id"].map(variable_values(records, var, dictionary)[0])
     for spec in plan.groups:
         if spec.variable not in data.columns:
             raise InputError(f"group '{spec.name}' cuts an unknown variable (known: {sorted(data.columns)})",

@@ -11,6 +11,14 @@ Example (the demo study's plan is ``allotrack/study/demo_plan.toml``)::
     [data]
     source = "demo"                 # "demo", a database URL, or files = ["patients.csv", ...]
 
+    [[variables]]                   # per-patient variables from the records
+    name = "dsa"
+    item = "dsa_mfi"                #   a dictionary item (or table = "matched_sets", column = "role")
+    visit = "before transplant"
+    summary = "max"
+    cut = [1000]
+    labels = ["negative", "positive"]
+
     [[groups]]                      # derived grouping variables
     name = "age_group"
     variable = "age_at_diagnosis"
@@ -81,6 +89,49 @@ class GroupVariable(_Strict):
         return self
 
 
+class VariableSpec(_Strict):
+    """A per-patient variable of the analysis dataset taken from the records (REDCap's calculated field, computed
+    once per patient), to group, subset or adjust by:
+
+    * ``item`` (a data-dictionary observation, assessment, attribute or intervention item), at ``visit`` if given,
+      summarised by ``summary`` when a patient has several values there ("max" of the donor-specific antibody MFI
+      over HLA antigens); without ``summary`` a patient must have one value;
+    * or ``table`` and ``column`` of a study-design or treatment table (``matched_sets.role``,
+      ``interventions.dose_level``): the patient's first non-missing value;
+    * ``cut`` and ``labels`` turn a number into labelled groups (right-closed, as [[groups]]);
+    * ``from_case``: in a matched design every member of a matched set takes the value of its case (the subgroup
+      "cases without DSA and their controls").
+
+    A value dated after an endpoint's origin cannot group or adjust a time-to-event analysis of it (immortal time:
+    the run refuses it and names the variable)."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    label: str | None = None
+    item: str | None = None
+    visit: str | None = None
+    summary: Literal["first", "last", "min", "max"] | None = None
+    table: Literal["patients", "donors", "enrolments", "populations", "matched_sets", "interventions", "infusions",
+                   "courses", "attributes"] | None = None  # fmt: skip
+    column: str | None = None
+    cut: list[float] | None = None
+    labels: list[str] | None = None
+    from_case: bool = False
+
+    @model_validator(mode="after")
+    def _one_source(self) -> VariableSpec:
+        if (self.item is None) == (self.table is None):
+            raise ValueError("give either item (a data-dictionary item) or table and column")
+        if self.table is not None and (self.column is None or self.visit is not None or self.summary is not None):
+            raise ValueError("a table variable takes column (and no visit or summary)")
+        if self.item is not None and self.column is not None:
+            raise ValueError("column goes with table, not with item")
+        if (self.cut is None) != (self.labels is None):
+            raise ValueError("cut and labels go together")
+        if self.cut is not None and self.labels is not None and len(self.labels) != len(self.cut) + 1:
+            raise ValueError(f"{len(self.cut) + 1} labels are needed for cut = {self.cut}, not {len(self.labels)}")
+        return self
+
+
 class EndpointSpec(_Strict):
     """A study's own endpoint: its time origin (see :mod:`allotrack.endpoints.definitions`: diagnosis, hsct,
     randomization, enrolment, first_course, first_infusion, first_infusion:<product>,
@@ -145,6 +196,7 @@ class _Analysis(_Strict):
 
     population: str | None = None
     subset: str | None = None
+    title: str | None = None  # the report section's title (default: from the endpoint or item)
 
 
 class KaplanMeierAnalysis(_Analysis):
@@ -154,11 +206,15 @@ class KaplanMeierAnalysis(_Analysis):
 
 
 class CoxAnalysis(_Analysis):
+    """Univariate Cox models of each variable, then a multivariate one. ``strata``: a baseline hazard per level
+    (R ``strata()``), e.g. the matched set of a matched-cohort design (conditional on the set)."""
+
     kind: Literal["cox"]
     endpoint: str
     univariate: list[str]
     multivariate: list[str] | None = None  # None: the univariate terms with p below `select_p`
     select_p: Annotated[float, Field(gt=0, le=1)] = 0.1
+    strata: str | None = None
 
 
 class CompetingAnalysis(_Analysis):
@@ -205,7 +261,6 @@ class BinaryAnalysis(_Analysis):
     reference: str | None = None
     test: Literal["chisq", "chisq_yates", "fisher"] = "chisq"
     missing: Literal["exclude", "failure"] = "exclude"
-    title: str | None = None
     subgroups: list[str] = []  # dataset variables: odds ratio per level (forest plot) and the interaction test
     strata: str | None = None  # a dataset variable (e.g. the randomisation stratum): Cochran–Mantel–Haenszel
     adjust: list[str] = []  # dataset variables: a logistic regression of the outcome on the arm and these
@@ -220,7 +275,6 @@ class PairedAnalysis(_Analysis):
     after: str
     method: Literal["wilcoxon", "t"] = "wilcoxon"
     by: str | None = None
-    title: str | None = None
 
 
 class LongitudinalAnalysis(_Analysis):
@@ -230,7 +284,6 @@ class LongitudinalAnalysis(_Analysis):
     item: str
     visits: Annotated[list[str], Field(min_length=2)]
     by: str | None = None  # without a group: the course over visits of all patients
-    title: str | None = None
 
 
 class TrendAnalysis(_Analysis):
@@ -244,7 +297,6 @@ class TrendAnalysis(_Analysis):
     agent: str
     levels: Annotated[list[str], Field(min_length=2)]
     event: list[str] = []
-    title: str | None = None
 
 
 class RecoveryAnalysis(_Analysis):
@@ -258,13 +310,21 @@ class RecoveryAnalysis(_Analysis):
 
 
 class SimpleAnalysis(_Analysis):
-    kind: Literal["response", "adverse_events", "chimerism", "swimmer"]
+    kind: Literal["response", "adverse_events", "swimmer"]
     by: str | None = None
+
+
+class ChimerismAnalysis(_Analysis):
+    """Donor chimerism over time since diagnosis, or in days since the latest infusion before each test."""
+
+    kind: Literal["chimerism"]
+    time_from: Literal["diagnosis", "infusion"] = "diagnosis"
 
 
 Analysis = Annotated[
     KaplanMeierAnalysis | CoxAnalysis | CompetingAnalysis | TimeDependentCoxAnalysis | LandmarkAnalysis
-    | BinaryAnalysis | PairedAnalysis | LongitudinalAnalysis | TrendAnalysis | RecoveryAnalysis | SimpleAnalysis,
+    | BinaryAnalysis | PairedAnalysis | LongitudinalAnalysis | TrendAnalysis | RecoveryAnalysis | SimpleAnalysis
+    | ChimerismAnalysis,
     Field(discriminator="kind"),
 ]
 
@@ -287,6 +347,7 @@ class StudyPlan(_Strict):
 
     study: StudyInfo
     data: DataSource
+    variables: list[VariableSpec] = []  # derived first: [[groups]] may cut them
     groups: list[GroupVariable] = []
     endpoints: EndpointChoice = EndpointChoice()
     baseline: Baseline | None = None
@@ -303,8 +364,12 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
     from allotrack.study.dataset import DATASET_COLUMNS, KNOWN_LATER
 
     out: list[tuple[tuple[str | int, ...], str]] = []
-    groups = {g.name for g in plan.groups}
+    groups = {g.name for g in plan.groups} | {v.name for v in plan.variables}
     later = set(KNOWN_LATER) | {g.name for g in plan.groups if g.variable in KNOWN_LATER}
+    for i, v in enumerate(plan.variables):
+        if v.name in DATASET_COLUMNS or v.name in {g.name for g in plan.groups} or v.name in _endpoint_columns(plan):
+            out.append((("variables", i, "name"), f"{v.name!r} is already a column of the analysis dataset or a "
+                        "[[groups]] name"))  # fmt: skip
     for i, a in enumerate(plan.analyses):
         if a.subset is not None:
             from allotrack.records.branching import UnsupportedLogic, items_of, parse
@@ -323,7 +388,8 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
             continue
         fields = {"by": a.by} if isinstance(a, KaplanMeierAnalysis | LandmarkAnalysis | CompetingAnalysis) else {}
         if isinstance(a, CoxAnalysis):
-            fields = {"univariate": a.univariate, "multivariate": a.multivariate or []}
+            fields = {"univariate": a.univariate, "multivariate": a.multivariate or [],
+                      "strata": [a.strata] if a.strata else []}  # fmt: skip
         if isinstance(a, CompetingAnalysis):
             fields["fine_gray"] = a.fine_gray
         for key, given in fields.items():
@@ -350,12 +416,12 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
         given = getattr(a, "by", None)
         for name in given if isinstance(given, list) else [given] if isinstance(given, str) else []:
             if name not in groups and name not in DATASET_COLUMNS:
-                out.append((("analyses", i, "by"), f"groups by {name!r}, which is neither a [[groups]] name nor "
-                            "a column of the analysis dataset"))  # fmt: skip
+                out.append((("analyses", i, "by"), f"groups by {name!r}, which is neither a [[groups]] or "
+                            "[[variables]] name nor a column of the analysis dataset"))  # fmt: skip
     if plan.baseline is not None and plan.baseline.by is not None:
         if plan.baseline.by not in groups and plan.baseline.by not in DATASET_COLUMNS:
-            out.append((("baseline", "by"), f"groups by {plan.baseline.by!r}, which is neither a [[groups]] name "
-                        "nor a column of the analysis dataset"))  # fmt: skip
+            out.append((("baseline", "by"), f"groups by {plan.baseline.by!r}, which is neither a [[groups]] "
+                        "or [[variables]] name nor a column of the analysis dataset"))  # fmt: skip
     return out
 
 

@@ -21,12 +21,13 @@ from allotrack.report.document import Document, Section, TableBlock
 from allotrack.report.table_one import table_one
 from allotrack.study.analyses import RUNNERS, Context
 from allotrack.study.dataset import analysis_dataset
-from allotrack.study.plan import StudyPlan
+from allotrack.study.plan import CompetingAnalysis, CoxAnalysis, StudyPlan, TrendAnalysis
 
 METHOD_TEXT = {
     "km": "Survival was estimated by the Kaplan–Meier method with log-transformed 95% confidence intervals and "
           "compared between groups by the log-rank test.",
-    "landmarks": "Survival probabilities at landmark times were read from the Kaplan–Meier estimates.",
+    "landmarks": "Estimates at chosen times were read from the Kaplan–Meier survival curves or, for endpoints with "
+                 "competing events, from the Aalen–Johansen cumulative incidence.",
     "cox": "Hazard ratios were estimated by Cox proportional-hazards regression (Efron ties); variables for the "
            "multivariate model were chosen as the plan states.",
     "time_dependent_cox": "The number of courses was analysed as a time-dependent covariate in a counting-process "
@@ -47,8 +48,10 @@ METHOD_TEXT = {
     "response": "Rates are given with exact (Clopper–Pearson) 95% confidence intervals.",
     "recovery": "Hematopoietic recovery was counted from daily blood counts by the rule named in its table; where "
                 "a patient had several courses, each patient's median was summarised (courses are correlated).",
-    "adverse_events": "Adverse events are summarised as the worst CTCAE grade per patient and term.",
-    "chimerism": "Donor chimerism is shown per patient over time on a log scale.",
+    "adverse_events": "Adverse events are summarised as the number of patients by their worst CTCAE grade per "
+                      "term.",
+    "chimerism": "Donor chimerism is shown per patient over time on a log scale, with the last day it was detected "
+                 "above the assay's limit of detection.",
     "swimmer": "",
 }  # fmt: skip
 
@@ -104,7 +107,7 @@ def run_study(plan: StudyPlan, records: Records | None = None, base_dir: Path | 
         say("validating records")
     recs = records if validated else validate_records(records)  # typed once
     say("deriving endpoints")
-    data = analysis_dataset(recs, plan, validate=False)
+    data = analysis_dataset(recs, plan, validate=False, dictionary=dictionary)
     ctx = Context(data, recs, plan, dictionary)
     sections: list[Section] = []
     if plan.baseline:
@@ -118,6 +121,8 @@ def run_study(plan: StudyPlan, records: Records | None = None, base_dir: Path | 
         say(f"analysis: {a.kind}")
         scoped, who = ctx.restricted(a)
         section = RUNNERS[a.kind](scoped, a)
+        if a.title is not None:
+            section = replace(section, title=a.title)
         if who is not None:  # the report says whom each analysis and each of its tables and figures covers
             section = replace(section, paragraphs=(f"Analysed: {who}.", *section.paragraphs),
                               tables=tuple(replace(t, caption=f"{t.caption} [{who}]") for t in section.tables),
@@ -149,23 +154,64 @@ def methods_text(plan: StudyPlan, data: pd.DataFrame | None = None) -> str:
             parts.append(f"{label} is summarised and compared among the patients it applies to (the others are "
                          f"shown as “{text}”).")  # fmt: skip
     kinds = list(dict.fromkeys(a.kind for a in plan.analyses))
-    parts += [METHOD_TEXT[k] for k in kinds if METHOD_TEXT[k]]
-    for a in plan.analyses:
-        if a.kind == "cox" and getattr(a, "multivariate", None) is None:
-            parts.append(f"For {a.endpoint.upper()}, variables entered the multivariate Cox model when their "
-                         f"univariate likelihood-ratio test gave p < {a.select_p:g} (the p-value shown with "
-                         "them); each term is shown with its Wald p-value.")  # fmt: skip
+    parts += [_kind_text(plan, k) for k in kinds if METHOD_TEXT[k]]
+    parts += list(dict.fromkeys(_selection_text(plan, a) for a in plan.analyses if isinstance(a, CoxAnalysis)
+                                and a.multivariate is None and len(a.univariate) > 1))  # fmt: skip
+    parts += _restriction_text(plan)
     unit = plan.study.time_unit
     scale = f" (days / {DAYS_PER_UNIT[unit]:g})" if unit != "days" else ""
     parts.append(f"Times are from the dated records, in {unit}{scale}.")
     parts += _origins(plan)
-    if data is not None and "os_time" in data.columns and data["os_time"].notna().any():
-        parts.append(_follow_up(data, unit))
+    survival = [n for n in plan.endpoints.use if plan.endpoint(n).events == ("death",)
+                and not plan.endpoint(n).is_competing]  # fmt: skip
+    if data is not None and survival:
+        name = "os" if "os" in survival else survival[0]
+        if f"{name}_time" in data.columns and data[f"{name}_time"].notna().any():
+            parts.append(_follow_up(data, unit, name, plan.endpoint(name).origin_label))
     sw = software()
     parts.append("All analyses were run with allotrack " + sw["allotrack"] + " (Python " + sw["Python"] + "; numpy "
                  + sw["numpy"] + ", scipy " + sw["scipy"] + ", pandas " + sw["pandas"] + "), whose estimators are "
                  "checked against R's survival and cmprsk packages. Two-sided p < 0.05 was considered significant.")
     return " ".join(parts)
+
+
+def _kind_text(plan: StudyPlan, kind: str) -> str:
+    """The methods sentence of one analysis kind, naming only what its analyses ran (Fine–Gray, strata, the trend
+    test of each outcome type)."""
+    mine = [a for a in plan.analyses if a.kind == kind]
+    if kind == "competing" and not any(isinstance(a, CompetingAnalysis) and a.fine_gray for a in mine):
+        return ("Cumulative incidences were estimated with competing risks (Aalen–Johansen) and compared by "
+                "Gray's test.")  # fmt: skip
+    if kind == "cox":
+        strata = sorted({a.strata for a in mine if isinstance(a, CoxAnalysis) and a.strata})
+        said = ("Hazard ratios were estimated by Cox proportional-hazards regression (Efron ties)" +
+                (f", stratified where stated by {', '.join(s.replace('_', ' ') for s in strata)} (a baseline hazard "
+                 "per stratum: conditional on it)" if strata else "") + ".")  # fmt: skip
+        return said
+    if kind == "trend":
+        tests = {"the Cochran–Armitage test (binary outcome)" if isinstance(a, TrendAnalysis) and a.event else
+                 "the Jonckheere–Terpstra test (measurements)" for a in mine}  # fmt: skip
+        return f"Dose–response trends across ordered dose levels were tested by {' and '.join(sorted(tests))}."
+    return METHOD_TEXT[kind]
+
+
+def _selection_text(plan: StudyPlan, a: CoxAnalysis) -> str:
+    label = plan.endpoint(a.endpoint).label
+    return (f"For {label[0].lower() + label[1:]}, variables entered the multivariate Cox model when their "
+            f"univariate likelihood-ratio test gave p < {a.select_p:g} (the p-value shown with them); each term is "
+            "shown with its Wald p-value.")  # fmt: skip
+
+
+def _restriction_text(plan: StudyPlan) -> list[str]:
+    """One sentence naming the analysis populations and subsets used, if any."""
+    pops = list(dict.fromkeys(a.population for a in plan.analyses if a.population))
+    subsets = list(dict.fromkeys(a.subset for a in plan.analyses if a.subset))
+    if not pops and not subsets:
+        return []
+    said = ([f"the {', '.join(pops)} population{'s' if len(pops) > 1 else ''} of the study-design records"]
+            if pops else []) + ([f"the subset{'s' if len(subsets) > 1 else ''} {'; '.join(subsets)}"]
+                                if subsets else [])  # fmt: skip
+    return [f"Analyses restricted to {' and to '.join(said)} say so with each table, with the number of patients."]
 
 
 def _origins(plan: StudyPlan) -> list[str]:
@@ -174,21 +220,26 @@ def _origins(plan: StudyPlan) -> list[str]:
                                                           or [getattr(a, "endpoint", None)]) if n)  # fmt: skip
     if not used:
         return []
-    said = [f"{plan.endpoint(n).label.split(' (')[0]} from {plan.endpoint(n).origin.replace('_', ' ')}"
-            for n in used if n in plan.endpoints.use]  # fmt: skip
+    said = []
+    for n in (n for n in used if n in plan.endpoints.use):
+        ep = plan.endpoint(n)
+        label = ep.label.split(" (")[0]
+        said.append(label if " from " in label else f"{label} from {ep.origin_label}")
     return ["Time origins: " + "; ".join(said) + "."]
 
 
-def _follow_up(data: pd.DataFrame, unit: str) -> str:
-    """The median follow-up by the reverse Kaplan–Meier method (Schemper & Smith 1996) for overall survival."""
+def _follow_up(data: pd.DataFrame, unit: str, endpoint: str = "os", origin: str = "diagnosis") -> str:
+    """The median follow-up by the reverse Kaplan–Meier method (Schemper & Smith 1996) of a survival endpoint
+    (death the only event: OS by preference)."""
     from allotrack.stats.follow_up import median_follow_up
 
-    d = data.dropna(subset=["os_time", "os_status"])
-    fu = median_follow_up(None, d["os_time"].astype(float) / DAYS_PER_UNIT[unit], d["os_status"].astype(int)).table
+    d = data.dropna(subset=[f"{endpoint}_time", f"{endpoint}_status"])
+    fu = median_follow_up(None, d[f"{endpoint}_time"].astype(float) / DAYS_PER_UNIT[unit],
+                          d[f"{endpoint}_status"].astype(int)).table  # fmt: skip
     row = fu.iloc[0]
     ci = f" (95% CI {row['lower']:.1f}–{row['upper']:.1f})" if row["upper"] == row["upper"] else ""
-    return (f"Median follow-up, by the reverse Kaplan–Meier method (deaths censored), was {row['median']:.1f} "
-            f"{unit}{ci}.")
+    return (f"Median follow-up from {origin}, by the reverse Kaplan–Meier method (deaths censored), was "
+            f"{row['median']:.1f} {unit}{ci}.")
 
 
 FORMATS = ("html", "docx")

@@ -36,6 +36,7 @@ def _months(x: float) -> str:
 
 
 def kaplan_meier_section(ctx: Context, a: sp.KaplanMeierAnalysis) -> Section:
+    ctx.require_known_at_origin(a.endpoint, a.by)
     ep = ctx.plan.endpoint(a.endpoint)
     d = ctx.timed(a.endpoint)
     figures, rows = [], []
@@ -66,7 +67,7 @@ def kaplan_meier_section(ctx: Context, a: sp.KaplanMeierAnalysis) -> Section:
                                                           f"({_months(m['lower'])}–{_months(m['upper'])})",
                          **at_points(sub[sub["group"] == g]),
                          "p-value": format_pvalue(test.p_value) + "¹" if g == order[0] else ""})  # fmt: skip
-        fig = plot_survival(fit, pvalue=test.p_value, xlabel=f"Time since {ep.origin.replace('_', ' ')} ({ctx.unit})",
+        fig = plot_survival(fit, pvalue=test.p_value, xlabel=f"Time since {ep.origin_label} ({ctx.unit})",
                             ylabel=ep.label, labels=order, figsize=(7.0, 5.0))  # fmt: skip
         figures.append(FigureBlock(f"{ep.label} by {ctx.label(by)} (Kaplan–Meier; log-rank p "
                                    f"{format_pvalue(test.p_value)})", fig))  # fmt: skip
@@ -109,6 +110,7 @@ def _estimate_cell(r: pd.Series) -> str:
 def landmark_section(ctx: Context, a: sp.LandmarkAnalysis) -> Section:
     rows, data = [], []
     for name in a.endpoints:
+        ctx.require_known_at_origin(name, [a.by] if a.by else [])
         ep = ctx.plan.endpoint(name)
         points = ctx.time_points(name, a.times, a.years, default_years=(1, 3, 5))
         d = ctx.timed(name)
@@ -168,12 +170,16 @@ def _formula_term(name: str, data: pd.DataFrame) -> str:
 
 
 def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
+    ctx.require_known_at_origin(a.endpoint, [*a.univariate, *(a.multivariate or [])])
     ep = ctx.plan.endpoint(a.endpoint)
     d = ctx.timed(a.endpoint)
     uni_rows, p_by_var = [], {}
+    strata = [a.strata] if a.strata else []
+    if a.strata:
+        d = d.dropna(subset=strata)
     for var in a.univariate:
         sub = d.dropna(subset=[var])
-        model = at.cox_ph(sub, "time", "status", formula=_formula_term(var, sub))
+        model = at.cox_ph(sub, "time", "status", formula=_formula_term(var, sub), strata=a.strata)
         p_by_var[var] = model.test("likelihood ratio").p_value
         rows = _term_rows(model.summary, ctx)
         for k, row in enumerate(rows):  # the test that chose the variables is shown, once per variable
@@ -181,7 +187,8 @@ def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
         uni_rows += rows
     chosen = a.multivariate if a.multivariate is not None else [v for v in a.univariate if p_by_var[v] < a.select_p]
     hidden = ["_hr", "_lo", "_hi", "_p"]
-    uni_notes = ("Cox proportional hazards (Efron ties, R coxph); p-value: Wald test of each term",
+    stratified = f", stratified by {ctx.label(a.strata)} (a baseline hazard per level)" if a.strata else ""
+    uni_notes = (f"Cox proportional hazards (Efron ties, R coxph){stratified}; p-value: Wald test of each term",
                  "² Likelihood-ratio test of the variable (all its terms), the test that "
                  + ("chose the multivariate model's variables" if a.multivariate is None else "is reported for it"))
     tables = [TableBlock(f"{ep.label}: univariate Cox models", pd.DataFrame(uni_rows).drop(columns=hidden),
@@ -189,16 +196,19 @@ def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
     figures = [FigureBlock(f"{ep.label}: hazard ratios, univariate models", plot_forest(pd.DataFrame(uni_rows)))]
     note = f"Variables for the multivariate model: {', '.join(ctx.label(v) for v in chosen) or 'none'}"
     note += "" if a.multivariate is not None else f" (univariate likelihood-ratio p < {a.select_p:g})."
+    notes = (note,) if len(a.univariate) > 1 or a.multivariate is not None else ()
     if len(chosen) >= 2:
         sub = d.dropna(subset=chosen)
-        model = at.cox_ph(sub, "time", "status", formula=" + ".join(_formula_term(v, sub) for v in chosen))
+        model = at.cox_ph(sub, "time", "status", formula=" + ".join(_formula_term(v, sub) for v in chosen),
+                          strata=a.strata)  # fmt: skip
         rows = _term_rows(model.summary, ctx)
         tables.append(TableBlock(f"{ep.label}: multivariate Cox model (n = {model.n}, events = {model.n_events})",
                                  pd.DataFrame(rows).drop(columns=hidden),
-                                 ("Cox proportional hazards (Efron ties, R coxph); Wald p-values",),
+                                 (f"Cox proportional hazards (Efron ties, R coxph){stratified}; Wald p-values",),
                                  data=_unrounded(rows)))  # fmt: skip
         figures.append(FigureBlock(f"{ep.label}: hazard ratios, multivariate model", plot_forest(pd.DataFrame(rows))))
-    return Section(f"{ep.label}: Cox regression", (note,), tuple(tables), tuple(figures))
+    title = f"{ep.label}: Cox regression" + (f", stratified by {ctx.label(a.strata)}" if a.strata else "")
+    return Section(title, notes, tuple(tables), tuple(figures))
 
 
 def time_dependent_cox_section(ctx: Context, a: sp.TimeDependentCoxAnalysis) -> Section:
@@ -223,12 +233,13 @@ def time_dependent_cox_section(ctx: Context, a: sp.TimeDependentCoxAnalysis) -> 
             f"{a.courses_above + 1} ({len(cp)} counting-process intervals for {len(d)} patients).")  # fmt: skip
     table = TableBlock(f"{ep.label}: more than {a.courses_above} courses", pd.DataFrame(rows).drop(
         columns=["Term", "_hr", "_lo", "_hi", "_p"]), ("Cox model on (start, stop] intervals (R coxph with tmerge); "
-        f"course starts counted from the endpoint's origin ({ep.origin.replace('_', ' ')})",),
+        f"course starts counted from the endpoint's origin ({ep.origin_label})",),
         data=_unrounded(rows).drop(columns="Term"))  # fmt: skip
     return Section(f"{ep.label}: courses as a time-dependent covariate", (text,), (table,))
 
 
 def competing_section(ctx: Context, a: sp.CompetingAnalysis) -> Section:
+    ctx.require_known_at_origin(a.endpoint, [*a.by, *a.fine_gray])
     ep = ctx.plan.endpoint(a.endpoint)
     d = ctx.timed(a.endpoint)
     competing = ", ".join(k.replace("_", " ") for k in ep.competing)
@@ -257,12 +268,12 @@ def competing_section(ctx: Context, a: sp.CompetingAnalysis) -> Section:
                 rows.append(row)
         figures.append(FigureBlock(f"{ep.label} by {ctx.label(by)} (Gray's test p {format_pvalue(gray.p_value)})",
                                    plot_cumulative_incidence(fit, cause=1, pvalue=gray.p_value, labels=order,
-                                   xlabel=f"Time since {ep.origin.replace('_', ' ')} ({ctx.unit})",
+                                   xlabel=f"Time since {ep.origin_label} ({ctx.unit})",
                                    ylabel=ep.label, figsize=(7.0, 5.0))))  # fmt: skip
     frame = pd.DataFrame(rows)
     if not a.both_causes and "Event" in frame.columns:
         frame = frame.drop(columns="Event")
-    tables.append(TableBlock(f"{ep.label} (competing: {competing}; from {ep.origin.replace('_', ' ')})", frame,
+    tables.append(TableBlock(f"{ep.label} (competing: {competing}; from {ep.origin_label})", frame,
                              ("1 Gray's test (R cmprsk cuminc)", "Aalen–Johansen estimate, 95% CI log-log (cmprsk)")))
     fg_rows = []
     for var in a.fine_gray:
