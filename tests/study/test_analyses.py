@@ -153,7 +153,7 @@ def test_the_variable_selection_test_is_the_test_shown():
     sub = d.dropna(subset=[var]).assign(time=lambda f: f[f"{cox.endpoint}_time"].astype(float),
                                         status=lambda f: f[f"{cox.endpoint}_status"].astype(int))  # fmt: skip
     from allotrack.report.format import format_pvalue
-    from allotrack.study.survival_sections import _formula_term
+    from allotrack.study.analyses.survival import _formula_term
 
     lr = at.cox_ph(sub, "time", "status", formula=_formula_term(var, sub)).test("likelihood ratio").p_value
     assert uni.frame["Likelihood-ratio p²"].iloc[0] == format_pvalue(lr)

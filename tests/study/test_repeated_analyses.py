@@ -112,7 +112,7 @@ def test_trend_of_a_binary_outcome_is_the_cochran_armitage_test():
 
 
 def test_measurements_are_shown_without_exponents_and_with_the_dictionary_unit():
-    from allotrack.study.repeated_section import _number
+    from allotrack.study.analyses.repeated import _number
 
     assert [_number(x) for x in (1012.4, 883.2, 12.345, 0.4567, 0.00123)] == ["1,012", "883", "12.3", "0.457",
                                                                                "0.0012"]  # fmt: skip

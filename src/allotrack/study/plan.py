@@ -267,7 +267,7 @@ class BinaryAnalysis(_Analysis):
 
 
 class PairedAnalysis(_Analysis):
-    """A dictionary item at two visits of the same patients (see :mod:`allotrack.study.repeated_section`)."""
+    """A dictionary item at two visits of the same patients (see :mod:`allotrack.study.analyses.repeated`)."""
 
     kind: Literal["paired"]
     item: str
@@ -288,7 +288,7 @@ class LongitudinalAnalysis(_Analysis):
 
 class TrendAnalysis(_Analysis):
     """A dose–response trend of an item at a visit across ordered dose levels of an intervention (see
-    :func:`allotrack.study.repeated_section.trend_section`): Cochran–Armitage when ``event`` codes are given,
+    :func:`allotrack.study.analyses.repeated.trend_section`): Cochran–Armitage when ``event`` codes are given,
     else Jonckheere–Terpstra."""
 
     kind: Literal["trend"]
@@ -300,7 +300,7 @@ class TrendAnalysis(_Analysis):
 
 
 class RecoveryAnalysis(_Analysis):
-    """Hematopoietic recovery (see :mod:`allotrack.study.recovery_section`): the rule ("mst": onset of cytopenia
+    """Hematopoietic recovery (see :mod:`allotrack.study.analyses.recovery`): the rule ("mst": onset of cytopenia
     to ANC > 0.5 and platelets > 30; "cibmtr": engraftment after infusion) and the courses ("induction": each
     patient's first; "all": every course, summarised per patient)."""
 

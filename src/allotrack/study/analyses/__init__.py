@@ -1,5 +1,7 @@
 """The analysis kinds of a study plan (``kind = ...`` in ``[[analyses]]``), each run by one function that returns
-a report :class:`~allotrack.report.document.Section`; the functions live in one module per family."""
+a report :class:`~allotrack.report.document.Section`; the functions live in one module per family: survival
+(Kaplan–Meier, landmarks, Cox, competing risks), binary, repeated (paired, longitudinal, trend), recovery and
+clinical (response, adverse events, chimerism, timelines)."""
 
 from __future__ import annotations
 
@@ -7,23 +9,23 @@ from collections.abc import Callable
 from typing import Any
 
 from allotrack.report.document import Section
-from allotrack.study.binary_section import binary_section
-from allotrack.study.clinical_sections import (
+from allotrack.study.analyses.binary import binary_section
+from allotrack.study.analyses.clinical import (
     adverse_events_section,
     chimerism_section,
     response_section,
     swimmer_section,
 )
-from allotrack.study.context import Context
-from allotrack.study.recovery_section import recovery_section
-from allotrack.study.repeated_section import longitudinal_section, paired_section, trend_section
-from allotrack.study.survival_sections import (
+from allotrack.study.analyses.recovery import recovery_section
+from allotrack.study.analyses.repeated import longitudinal_section, paired_section, trend_section
+from allotrack.study.analyses.survival import (
     competing_section,
     cox_section,
     kaplan_meier_section,
     landmark_section,
     time_dependent_cox_section,
 )
+from allotrack.study.context import Context
 
 __all__ = ["RUNNERS", "Context"]
 
