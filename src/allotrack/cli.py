@@ -610,6 +610,26 @@ def plan_check(plan: Path = typer.Argument(..., help="The study plan (TOML).")) 
     console.print(f"[green]{plan}: valid[/green] — {len(p.analyses)} analyses on {', '.join(p.endpoints.use)}")
 
 
+@plan_app.command("copy")
+@_one_line_errors("Cannot copy the plan:")
+def plan_copy(
+    study: str = typer.Argument(..., help="A bundled study: demo, msc_rct, myeloma_mst, imak or nk_cells."),
+    to: Path = typer.Argument(..., help="Where to write the plan (TOML) for editing."),
+) -> None:
+    """Write a bundled study's plan to a file, to run as it is (allotrack run FILE) or to edit for your study."""
+    from allotrack.study.five_studies import STUDIES
+    from allotrack.study.run import demo_plan_path, example_plan_path
+
+    known = ["demo", *(c for c in STUDIES if example_plan_path(c).exists())]
+    if study not in known:
+        _fail(f"no bundled plan {study!r}; the bundled plans are {', '.join(known)}")
+    if to.exists():
+        _fail(f"{to} exists; choose another name (nothing was overwritten)")
+    source = demo_plan_path() if study == "demo" else example_plan_path(study)
+    to.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    console.print(f"wrote {to}; run it with: allotrack run {to}")
+
+
 @app.command()
 @_one_line_errors("Cannot serve:")
 def serve(

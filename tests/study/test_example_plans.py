@@ -109,3 +109,16 @@ def test_the_imak_plan_reports_remission_by_disease_toxicity_and_early_loss_of_d
     baseline = _section("imak", "Baseline characteristics").tables[0].frame
     assert "not tested" in set(baseline["Characteristic"])  # the choice's label, not its code
     assert "Time origins: Overall survival from the first IMAK infusion;" in _run("imak").document.methods
+
+
+def test_plan_copy_writes_a_bundled_plan_that_runs_and_refuses_to_overwrite(tmp_path):
+    runner = CliRunner()
+    target = tmp_path / "nk.toml"
+    copied = runner.invoke(app, ["plan", "copy", "nk_cells", str(target)])
+    assert copied.exit_code == 0, copied.output
+    assert target.read_text(encoding="utf-8") == example_plan_path("nk_cells").read_text(encoding="utf-8")
+    again = runner.invoke(app, ["plan", "copy", "nk_cells", str(target)])
+    assert again.exit_code == 1 and "exists" in again.output
+    unknown = runner.invoke(app, ["plan", "copy", "nk", str(tmp_path / "x.toml")])
+    assert unknown.exit_code == 1 and "demo, myeloma_mst, imak, msc_rct, nk_cells" in unknown.output
+    assert not (tmp_path / "x.toml").exists()
