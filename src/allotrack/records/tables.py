@@ -121,6 +121,43 @@ STUDY_LOCK = sa.Table(
     sa.Column("reason", sa.String(500)),
 )  # fmt: skip
 
+# Randomisation (migration 0008): each randomised study's design, its concealed list, the append-only log.
+RANDOMISATION_DESIGNS = sa.Table(
+    "randomisation_designs", METADATA,
+    sa.Column("study", sa.String(200), primary_key=True),
+    sa.Column("design", sa.Text, nullable=False),
+    sa.Column("seed", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(100), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)  # fmt: skip
+ALLOCATION_LISTS = sa.Table(
+    "allocation_lists", METADATA,
+    sa.Column("list_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study", sa.String(200), nullable=False),
+    sa.Column("stratum", sa.String(200), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("block", sa.Integer, nullable=False),
+    sa.Column("block_size", sa.Integer, nullable=False),
+    sa.Column("arm", sa.String(200), nullable=False),
+    sa.UniqueConstraint("study", "stratum", "position", name="ux_allocation_lists_position"),
+)  # fmt: skip
+ALLOCATIONS = sa.Table(
+    "allocations", METADATA,
+    sa.Column("allocation_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("study", sa.String(200), nullable=False),
+    sa.Column("patient_id", sa.String(200), nullable=False),
+    sa.Column("centre_code", sa.String(50)),
+    sa.Column("stratum", sa.String(200), nullable=False),
+    sa.Column("position", sa.Integer),
+    sa.Column("arm", sa.String(200), nullable=False),
+    sa.Column("method", sa.String(20), nullable=False),
+    sa.Column("details", sa.Text),
+    sa.Column("allocated_by", sa.String(100), nullable=False),
+    sa.Column("allocated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.UniqueConstraint("study", "patient_id", name="ux_allocations_patient"),
+    sa.UniqueConstraint("study", "stratum", "position", name="ux_allocations_position"),
+)  # fmt: skip
+
 
 def typed_frame(frame: pd.DataFrame, spec: Table, extra: tuple[str, ...] = ()) -> pd.DataFrame:
     """Stored values as the schema types them: dates as datetime64, numbers as float64, yes/no as boolean, text

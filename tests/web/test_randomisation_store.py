@@ -1,0 +1,158 @@
+"""Randomisation in the store (allotrack.web.allocation), on SQLite and PostgreSQL: concealed until enrolled and
+eligible, one allocation per patient ever (also for concurrent enrolments), lists followed in order per stratum,
+centre scope, roles, lock and audit."""
+
+from __future__ import annotations
+
+import threading
+from datetime import date
+
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+from webfixtures import PG_URL, _reset
+
+from allotrack.design.randomisation import RandomisationDesign, permuted_blocks
+from allotrack.errors import InputError
+from allotrack.records.schema import Records
+from allotrack.records.store import Store
+from allotrack.web.allocation import allocate, allocation_balance, allocation_log, set_up
+from allotrack.web.audit import set_lock
+from allotrack.web.auth import User
+from allotrack.web.data import Forbidden, NotFound
+
+ADMIN = User(1, "admin", "administrator", None)
+DM1, DM2 = User(2, "dm1", "data_manager", "C1"), User(3, "dm2", "data_manager", "C2")
+ANALYST = User(4, "an1", "analyst", "C1")
+STUDY = "NCT04738981"
+DESIGN = RandomisationDesign({"MSC + basiliximab": 1, "basiliximab": 1}, stratify_by=("centre",))
+SEED = 20210201
+
+
+def _records(n: int = 40) -> Records:
+    ids = [f"R{k:03d}" for k in range(1, n + 1)]
+    centre = ["C1" if k % 2 else "C2" for k in range(1, n + 1)]
+    patients = pd.DataFrame({"patient_id": ids, "centre": centre, "sex": ["F", "M"] * (n // 2),
+                             "diagnosis": "AML", "diagnosis_date": "2021-01-04", "age_at_diagnosis": 40})
+    eligible = [k % 10 != 0 for k in range(1, n + 1)]  # R010, R020, ... are not eligible
+    enrolments = pd.DataFrame({"patient_id": ids[:-2], "study": STUDY, "enrolment_date": "2021-03-01",
+                               "eligible": eligible[:-2]})  # the last two are not enrolled
+    return Records.from_frames(patients=patients, enrolments=enrolments)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'r.db'}"
+    else:
+        try:
+            sa.create_engine(PG_URL).connect().close()
+        except Exception:
+            pytest.skip("no PostgreSQL server at 127.0.0.1:5432")
+        url = PG_URL
+        _reset(url)
+    s = Store(url)
+    s.init()
+    recs = _records()
+    for centre in ("C1", "C2"):
+        ids = set(recs["patients"].loc[recs["patients"]["centre"] == centre, "patient_id"])
+        s.import_records(Records({n: f[f["patient_id"].isin(ids)] for n, f in recs.tables.items()}), user="setup",
+                         centre=centre)  # fmt: skip
+    yield s
+    s.engine.dispose()
+    if request.param == "postgresql":
+        _reset(url)
+
+
+def test_allocations_follow_each_strata_list_in_order_and_set_the_enrolment(store):
+    assert set_up(store.engine, ADMIN, STUDY, DESIGN, SEED, ["centre=C1", "centre=C2"], 30) >= 60
+    expected = permuted_blocks(DESIGN, ["centre=C1", "centre=C2"], 30, SEED).table
+    got = [allocate(store.engine, DM1 if k % 2 else DM2, STUDY, f"R{k:03d}", date(2021, 3, 2))
+           for k in range(1, 39) if k % 10]  # fmt: skip
+    for centre in ("C1", "C2"):
+        mine = [a for a in got if a.stratum == f"centre={centre}"]
+        listed = expected[expected["stratum"] == f"centre={centre}"]["arm"].tolist()
+        assert [a.position for a in mine] == list(range(1, len(mine) + 1))
+        assert [a.arm for a in mine] == listed[: len(mine)]
+    assert [a.number for a in got] == list(range(1, len(got) + 1))
+    enrolments = store.load()["enrolments"].set_index("patient_id")
+    assert enrolments.loc["R001", "arm"] == got[0].arm and enrolments.loc["R001", "allocation_number"] == 1
+    assert enrolments.loc["R001", "randomisation_date"] == pd.Timestamp("2021-03-02")
+    log = allocation_log(store.engine, ADMIN, STUDY)
+    assert list(log.columns[:4]) == ["number", "study", "patient_id", "centre_code"] and len(log) == len(got)
+    balance = allocation_balance(store.engine, ADMIN, STUDY).set_index("stratum")
+    assert int(balance.loc["Total", "Total"]) == len(got)
+    with store.engine.connect() as conn:
+        audit = conn.execute(sa.text("SELECT action, table_name FROM audit_log WHERE patient_id = 'R001' AND "
+                                     "action IN ('randomise', 'update') ORDER BY audit_id")).all()  # fmt: skip
+    assert [tuple(r) for r in audit] == [("update", "enrolments"), ("randomise", "allocations")]
+
+
+def test_concealed_until_enrolled_and_eligible_once_ever_and_within_the_centre(store):
+    set_up(store.engine, ADMIN, STUDY, DESIGN, SEED, ["centre=C1", "centre=C2"], 10)
+    with pytest.raises(InputError, match="must be enrolled in 'NCT04738981' with eligible = yes"):
+        allocate(store.engine, DM2, STUDY, "R010")  # enrolled, not eligible
+    with pytest.raises(InputError, match="must be enrolled"):
+        allocate(store.engine, DM1, STUDY, "R039")  # not enrolled
+    first = allocate(store.engine, DM1, STUDY, "R001")
+    with pytest.raises(InputError, match="already randomised"):
+        allocate(store.engine, DM1, STUDY, "R001")
+    with pytest.raises(NotFound, match="no such patient in your data access group"):
+        allocate(store.engine, DM2, STUDY, "R003")  # C1's patient, answered like an unknown one
+    with pytest.raises(NotFound, match="no such patient in your data access group"):
+        allocate(store.engine, DM2, STUDY, "R999")
+    with pytest.raises(Forbidden):
+        allocate(store.engine, ANALYST, STUDY, "R003")
+    for reader in (DM1, ANALYST):
+        with pytest.raises(Forbidden):
+            allocation_log(store.engine, reader, STUDY)
+    with pytest.raises(Forbidden):
+        set_up(store.engine, DM1, "other", DESIGN, 1, ["centre=C1"], 4)
+    with pytest.raises(InputError, match="already has a randomisation"):
+        set_up(store.engine, ADMIN, STUDY, DESIGN, 2, ["centre=C1"], 4)
+    set_lock(store.engine, "admin", True, "database lock")
+    with pytest.raises(Forbidden, match="locked"):
+        allocate(store.engine, DM1, STUDY, "R003")
+    assert len(allocation_log(store.engine, ADMIN, STUDY)) == 1 and first.position == 1
+
+
+def test_two_concurrent_randomisations_of_one_patient_allocate_once(store):
+    set_up(store.engine, ADMIN, STUDY, DESIGN, SEED, ["centre=C1", "centre=C2"], 10)
+    results: list[object] = []
+    barrier = threading.Barrier(4)
+
+    def enrol(patient: str) -> None:
+        barrier.wait()
+        try:
+            results.append(allocate(store.engine, DM1, STUDY, patient))
+        except (InputError, Forbidden, NotFound) as err:
+            results.append(err)
+
+    threads = [threading.Thread(target=enrol, args=(p,)) for p in ("R001", "R001", "R003", "R003")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log = allocation_log(store.engine, ADMIN, STUDY)
+    assert sorted(log["patient_id"]) == ["R001", "R003"]
+    assert sorted(log["position"]) == [1, 2]  # one list position each, none skipped
+    assert sum(isinstance(r, InputError) for r in results) == 2
+
+
+def test_minimisation_allocates_from_the_stored_history_reproducibly(store):
+    design = RandomisationDesign({"A": 1, "B": 1}, stratify_by=("centre", "sex"), method="minimisation")
+    set_up(store.engine, ADMIN, "MIN", design, 11)
+    recs = store.load()
+    enrol = recs["enrolments"].assign(study="MIN")[["patient_id", "study", "enrolment_date", "eligible"]]
+    store.import_records(Records.from_frames(enrolments=enrol[enrol["patient_id"].isin(
+        recs["patients"].loc[recs["patients"]["centre"] == "C1", "patient_id"])]), user="setup", centre="C1")
+    arms = [allocate(store.engine, DM1, "MIN", f"R{k:03d}").arm for k in range(1, 20, 2) if k % 10]
+    from allotrack.design.randomisation import minimisation_choice
+
+    history = pd.DataFrame(columns=["centre", "sex", "arm"])
+    patients = recs["patients"].set_index("patient_id")
+    for number, k in enumerate([k for k in range(1, 20, 2) if k % 10], start=1):
+        levels = {"centre": "C1", "sex": patients.loc[f"R{k:03d}", "sex"]}
+        arm = minimisation_choice(design, history, levels, 11, number).arm
+        history = pd.concat([history, pd.DataFrame([{**levels, "arm": arm}])], ignore_index=True)
+    assert arms == history["arm"].tolist()
