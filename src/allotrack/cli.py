@@ -6,7 +6,7 @@ import functools
 from collections.abc import Callable, Sequence
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, ParamSpec, TypeVar
 
 import pandas as pd
 import typer
@@ -685,6 +685,93 @@ def user_add(
         raise typer.Exit(2) from None
     console.print(f"created {user.role} '{user.username}'" + (f" for centre {user.centre_code}" if user.centre_code
                                                               else ""))  # fmt: skip
+
+
+randomise_app = typer.Typer(help="Randomisation: set up a study's allocation, randomise patients, read the log.")
+app.add_typer(randomise_app, name="randomise")
+
+
+def _account(db: str | None, username: str) -> tuple[Store, Any]:
+    """The store and the active account the command acts as (its role and centre apply as on the web)."""
+    import sqlalchemy as sa
+
+    from allotrack.records.tables import USERS
+    from allotrack.web.auth import user_by_id
+
+    store = _open_store(db)
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(USERS.c.user_id).where(USERS.c.username == username)).first()
+    user = user_by_id(store.engine, int(row.user_id)) if row is not None else None
+    if user is None:
+        _fail(f"no active account {username!r} (allotrack user add)", "Refused:")
+    return store, user
+
+
+@randomise_app.command("setup")
+@_one_line_errors("Randomisation not set up:")
+def randomise_setup(
+    study: str = typer.Argument(..., help="The study (as in the enrolment records)."),
+    arms: str = typer.Option(..., help='Arms and ratio, e.g. "MSC + basiliximab:1,basiliximab:1".'),
+    seed: int = typer.Option(..., help="The seed the statistician keeps (the list is reproducible from it)."),
+    user: str = typer.Option(..., help="An administrator's account."),
+    stratify_by: str = typer.Option("", help="Patient factors, comma-separated: centre, sex, diagnosis."),
+    strata: str = typer.Option("", help='Every stratum, comma-separated, e.g. "centre=C1,centre=C2" (blocks).'),
+    method: str = typer.Option("blocks", help="blocks (permuted blocks of random sizes) or minimisation."),
+    block_sizes: str = typer.Option("", help="Block sizes, e.g. 4,6 (default: 2 and 3 times the ratio's sum)."),
+    per_stratum: int = typer.Option(100, help="List positions per stratum (whole blocks)."),
+    db: str | None = DB_OPTION,
+) -> None:
+    """Set up a study's randomisation once: its design and, for permuted blocks, the concealed list."""
+    from allotrack.design.randomisation import RandomisationDesign
+    from allotrack.web.allocation import set_up
+
+    try:
+        ratio = {a.rsplit(":", 1)[0].strip(): int(a.rsplit(":", 1)[1]) for a in arms.split(",")}
+        sizes = tuple(int(b) for b in block_sizes.split(",")) if block_sizes else None
+    except (ValueError, IndexError):
+        _fail(f"--arms must read name:ratio,name:ratio and --block-sizes numbers, not {arms!r} / {block_sizes!r}",
+              "Randomisation not set up:")  # fmt: skip
+    factors = tuple(f.strip() for f in stratify_by.split(",") if f.strip())
+    design = RandomisationDesign(ratio, factors, method, sizes)
+    store, account = _account(db, user)
+    labels = [s.strip() for s in strata.split(",") if s.strip()]
+    n = set_up(store.engine, account, study, design, seed, labels, per_stratum)
+    console.print(f"randomisation of {study} set up ({method}; {n} list positions)")
+
+
+@randomise_app.command("allocate")
+@_one_line_errors("Not randomised:")
+def randomise_allocate(
+    study: str = typer.Argument(...),
+    patient: str = typer.Argument(..., help="An enrolled, eligible patient."),
+    user: str = typer.Option(..., help="A data manager's or administrator's account."),
+    db: str | None = DB_OPTION,
+) -> None:
+    """Randomise one patient; prints the arm and the allocation number."""
+    from allotrack.web.allocation import allocate
+
+    store, account = _account(db, user)
+    a = allocate(store.engine, account, study, patient)
+    console.print(f"{patient}: {a.arm} (allocation {a.number}, stratum {a.stratum})")
+
+
+@randomise_app.command("log")
+@_one_line_errors("No log:")
+def randomise_log(
+    study: str = typer.Argument(...),
+    user: str = typer.Option(..., help="An administrator's account."),
+    out: Path = typer.Option(Path("allocation_log.csv"), help="CSV file for the log."),
+    db: str | None = DB_OPTION,
+) -> None:
+    """Export the allocation log (who, when, stratum, arm, list position) and print the balance by stratum."""
+    from allotrack.records.safe_csv import write_csv
+    from allotrack.web.allocation import allocation_balance, allocation_log
+
+    store, account = _account(db, user)
+    write_csv(allocation_log(store.engine, account, study), out)
+    console.print(_frame_table(f"{study}: patients by stratum and arm", allocation_balance(store.engine, account,
+                                                                                          study)))  # fmt: skip
+    console.print(f"log written to {out}")
 
 
 if __name__ == "__main__":  # pragma: no cover
