@@ -156,3 +156,36 @@ def test_minimisation_allocates_from_the_stored_history_reproducibly(store):
         arm = minimisation_choice(design, history, levels, 11, number).arm
         history = pd.concat([history, pd.DataFrame([{**levels, "arm": arm}])], ignore_index=True)
     assert arms == history["arm"].tolist()
+
+
+def test_the_randomise_page_allocates_and_shows_errors_next_to_the_form(store):
+    """The web page calls the same allocate(): a data manager randomises their own patient and sees the arm; an
+    ineligible patient gets the message on the page (422), not a 500; a viewer may not open the page."""
+    from fastapi.testclient import TestClient
+    from webfixtures import PASSWORD, csrf_of
+
+    from allotrack.web.app import create_app
+    from allotrack.web.auth import add_user
+
+    set_up(store.engine, ADMIN, STUDY, DESIGN, SEED, ["centre=C1", "centre=C2"], 10)
+    app = create_app(str(store.engine.url.render_as_string(hide_password=False)), secret_key="k")
+    add_user(store.engine, "dm1", PASSWORD, "data_manager", "C1")
+    add_user(store.engine, "vw1", PASSWORD, "viewer", "C1")
+
+    def client(name: str) -> TestClient:
+        c = TestClient(app, follow_redirects=False, raise_server_exceptions=False)
+        token = csrf_of(c.get("/login").text)
+        assert c.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token}).status_code == 303
+        return c
+
+    dm = client("dm1")
+    page = dm.get("/randomise")
+    assert page.status_code == 200 and STUDY in page.text
+    done = dm.post("/randomise", data={"study": STUDY, "patient_id": "R001", "csrf_token": csrf_of(page.text)})
+    expected = permuted_blocks(DESIGN, ["centre=C1", "centre=C2"], 10, SEED).table["arm"].iloc[0]
+    assert done.status_code == 200 and f"<strong>{expected}</strong>" in done.text
+    bad = dm.post("/randomise", data={"study": STUDY, "patient_id": "R039", "csrf_token": csrf_of(page.text)})
+    assert bad.status_code == 422 and "must be enrolled" in bad.text  # R039: never enrolled
+    other = dm.post("/randomise", data={"study": STUDY, "patient_id": "R002", "csrf_token": csrf_of(page.text)})
+    assert other.status_code == 404 and "no such patient in your data access group" in other.text
+    assert client("vw1").get("/randomise").status_code == 403

@@ -214,3 +214,19 @@ def allocation_balance(engine: sa.Engine, user: User, study: str) -> pd.DataFram
     table = pd.crosstab(log["stratum"], log["arm"], margins=True, margins_name="Total") if len(log) else \
         pd.DataFrame()  # fmt: skip
     return table.reset_index() if len(table) else table
+
+
+def list_randomisations(engine: sa.Engine) -> list[dict[str, Any]]:
+    """Every randomised study: its method, arms and the number of patients allocated so far (no arm counts)."""
+    with engine.connect() as conn:
+        designs = conn.execute(sa.select(RANDOMISATION_DESIGNS.c.study, RANDOMISATION_DESIGNS.c.design)
+                               .order_by(RANDOMISATION_DESIGNS.c.study)).all()  # fmt: skip
+        counts: dict[str, int] = {str(s): int(n) for s, n in conn.execute(
+            sa.select(ALLOCATIONS.c.study, sa.func.count()).group_by(ALLOCATIONS.c.study)).all()}  # fmt: skip
+    out = []
+    for study, document in designs:
+        d = json.loads(document)
+        arms = " : ".join(f"{a} ({r})" for a, r in d["arms"].items())
+        out.append({"study": study, "method": d["method"], "arms": arms,
+                    "stratify_by": ", ".join(d["stratify_by"]) or "none", "allocated": counts.get(study, 0)})
+    return out

@@ -19,6 +19,7 @@ from allotrack.records.store import ImportConflict
 from allotrack.records.validate import ValidationError
 from allotrack.study.plan import PlanError
 from allotrack.web.alerts import all_alerts
+from allotrack.web.allocation import CAN_RANDOMISE, Allocation, allocate, allocation_balance, list_randomisations
 from allotrack.web.app import CsrfRejected, LoginRefused, current_user, html, sign_in
 from allotrack.web.assessments import ASSESSMENTS, Assessment
 from allotrack.web.audit import patient_audit, set_lock
@@ -265,6 +266,36 @@ def report_download(request: Request, token: str, name: str, user: UserDep) -> R
     if request.session.get("report") != token or name not in ("report.html", "report.docx", "dataset.csv"):
         raise Forbidden("no such report for you")
     return FileResponse(request.app.state.uploads / f"report-{token}" / name, filename=name)
+
+
+@router.get("/randomise")
+def randomise_page(request: Request, user: UserDep) -> Response:
+    return _randomise_page(request, user)
+
+
+def _randomise_page(request: Request, user: User, status: int = 200, result: Allocation | None = None,
+                    error: str | None = None) -> Response:  # fmt: skip
+    if user.role not in CAN_RANDOMISE:
+        raise Forbidden("your role cannot randomise patients")
+    engine = request.app.state.store.engine
+    studies = list_randomisations(engine)
+    balance = {s["study"]: allocation_balance(engine, user, s["study"]) for s in studies} if user.is_admin else {}
+    return html(request, "randomise.html", status=status, user=user, studies=studies, result=result, error=error,
+                balance=balance)  # fmt: skip
+
+
+@router.post("/randomise")
+def randomise_patient(request: Request, user: UserDep, study: Annotated[str, Form(max_length=200)],
+                      patient_id: Annotated[str, Form(max_length=200)], csrf_token: Csrf = None) -> Response:
+    _check_csrf(request, csrf_token)
+    try:
+        result = allocate(request.app.state.store.engine, user, study, patient_id.strip())
+    except (NotFound, AllotrackError) as err:
+        if isinstance(err, Forbidden):
+            raise
+        return _randomise_page(request, user, status=404 if isinstance(err, NotFound) else 422,
+                               error=str(err))  # fmt: skip
+    return _randomise_page(request, user, result=result)
 
 
 @router.post("/admin/lock")
