@@ -101,8 +101,7 @@ def plot_survival(
     The numbers at risk under the axis are ``fit.at(breaks).n_risk`` (R ``summary(fit, times)``), one row
     per group, aligned with the x-axis ticks.
     """
-    curves = fit.curves
-    names = list(labels) if labels is not None else [str(c.label) for c in curves]
+    curves, names = _in_order(list(fit.curves), [str(c.label) for c in fit.curves], labels)
     tmax = max(float(c.time.max()) for c in curves)
     ticks = np.asarray(breaks, dtype=float) if breaks is not None else _nice_breaks(tmax)
     fig, grid, ax = _layout(len(curves) if risk_table else 0, risk_table, figsize)
@@ -142,6 +141,19 @@ def plot_survival(
     return fig
 
 
+def _in_order(curves: list[Any], keys: list[str], labels: Sequence[str] | None) -> tuple[list[Any], list[str]]:
+    """The curves and their legend names: ``labels`` that name the groups themselves (in any order, e.g. a plan's
+    order of levels) reorder the curves to match; other ``labels`` rename the curves in the fit's order."""
+    if labels is None:
+        return curves, keys
+    wanted = [str(x) for x in labels]
+    if sorted(wanted) == sorted(keys):
+        return [curves[keys.index(k)] for k in wanted], wanted
+    if len(wanted) != len(curves):
+        raise ValueError(f"{len(wanted)} labels for {len(curves)} curves")
+    return curves, wanted
+
+
 def _at_risk(all_cause: tuple[np.ndarray, np.ndarray, np.ndarray], ticks: np.ndarray) -> np.ndarray:
     """Number at risk at each tick: at the first distinct time ≥ t, 0 beyond the last (as summary.survfit)."""
     ut, n, _ = all_cause
@@ -172,7 +184,7 @@ def plot_cumulative_incidence(
         chosen = fit.causes[0] if cause is None else cause
         curves = [c for c in fit.curves if c.cause == chosen]
     default = [str(c.group) if len(fit.groups) > 1 else str(c.cause) for c in curves]
-    names = list(labels) if labels is not None else default
+    curves, names = _in_order(curves, default, labels)
     tmax = max(c.last_time for c in curves)
     ticks = np.asarray(breaks, dtype=float) if breaks is not None else _nice_breaks(tmax)
     n_table = len(fit.groups) if risk_table else 0
@@ -199,9 +211,11 @@ def plot_cumulative_incidence(
                 fontsize=9, ha="right")  # fmt: skip
     if risk_table:
         group_names = [str(g) for g in fit.groups] if len(fit.groups) > 1 else ["All"]
-        if labels is not None and len(fit.groups) > 1:
-            group_names = list(labels)
         counts = [_at_risk(ac, ticks) for ac in fit.all_cause]
+        if len(fit.groups) > 1:  # the rows in the order (and with the names) of the curves
+            shown = [str(c.group) for c in curves]
+            counts = [counts[group_names.index(g)] for g in shown]
+            group_names = names
         _risk_table(fig, grid[1], ax, ticks, group_names, counts, xlabel)
     else:
         ax.set_xlabel(xlabel)
