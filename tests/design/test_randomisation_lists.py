@@ -9,24 +9,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from allotrack.design.randomisation import RandomisationDesign, minimisation_choice, permuted_blocks
+from allotrack.design.randomisation import RandomisationDesign, minimisation, randomisation_list
 from allotrack.errors import InputError
 
 MSC = RandomisationDesign({"MSC + basiliximab": 1, "basiliximab": 1}, stratify_by=("centre",))
 
 
 def test_the_same_seed_gives_the_same_list_and_another_seed_another():
-    a = permuted_blocks(MSC, ["C1", "C2"], 65, seed=20210201).table
-    b = permuted_blocks(MSC, ["C1", "C2"], 65, seed=20210201).table
-    c = permuted_blocks(MSC, ["C1", "C2"], 65, seed=20210202).table
+    a = randomisation_list(MSC, ["C1", "C2"], 65, seed=20210201).table
+    b = randomisation_list(MSC, ["C1", "C2"], 65, seed=20210201).table
+    c = randomisation_list(MSC, ["C1", "C2"], 65, seed=20210202).table
     assert a.equals(b)
     assert list(a["arm"].iloc[:40]) != list(c["arm"].iloc[:40])
     assert set(a["block_size"]) <= {4, 6} and (a.groupby("stratum")["position"].max() >= 65).all()
 
 
 def test_a_stratum_list_does_not_change_when_strata_are_added():
-    one = permuted_blocks(MSC, ["C1"], 40, seed=7).table
-    three = permuted_blocks(MSC, ["C0", "C1", "C2"], 40, seed=7).table
+    one = randomisation_list(MSC, ["C1"], 40, seed=7).table
+    three = randomisation_list(MSC, ["C0", "C1", "C2"], 40, seed=7).table
     assert three[three["stratum"] == "C1"].reset_index(drop=True).equals(one)
 
 
@@ -36,7 +36,7 @@ def test_a_stratum_list_does_not_change_when_strata_are_added():
 def test_every_prefix_is_within_one_block_of_the_ratio_and_every_block_end_is_exact(ratio, multiples, n, seed):
     total = sum(ratio)
     design = RandomisationDesign({"A": ratio[0], "B": ratio[1]}, block_sizes=tuple(m * total for m in multiples))
-    table = permuted_blocks(design, ["s"], n, seed).table
+    table = randomisation_list(design, ["s"], n, seed).table
     assert len(table) >= n and set(table["block_size"]) <= set(design.sizes)
     a = np.cumsum(table["arm"].to_numpy() == "A")
     b = np.cumsum(table["arm"].to_numpy() == "B")
@@ -62,9 +62,9 @@ def test_minimisation_by_hand_pocock_simon():
     design = RandomisationDesign({"A": 1, "B": 1}, stratify_by=("centre", "sex"), method="minimisation", p_best=1.0)
     allocated = pd.DataFrame({"centre": ["C1", "C1", "C1", "C2"], "sex": ["F", "M", "F", "F"],
                               "arm": ["A", "A", "B", "B"]})  # fmt: skip
-    choice = minimisation_choice(design, allocated, {"centre": "C1", "sex": "F"}, seed=1, number=5)
+    choice = minimisation(design, allocated, {"centre": "C1", "sex": "F"}, seed=1, number=5)
     assert choice.imbalance == {"A": 2.0, "B": 2.0} and choice.took_best
-    forced = minimisation_choice(design, allocated, {"centre": "C1", "sex": "M"}, seed=1, number=5)
+    forced = minimisation(design, allocated, {"centre": "C1", "sex": "M"}, seed=1, number=5)
     # if A: centre (3, 1) → 2, sex M (2, 0) → 2, total 4; if B: centre (2, 2) → 0, sex M (1, 1) → 0, total 0
     assert forced.imbalance == {"A": 4.0, "B": 0.0} and forced.arm == "B"
 
@@ -72,8 +72,8 @@ def test_minimisation_by_hand_pocock_simon():
 def test_minimisation_is_reproducible_and_takes_the_best_arm_about_p_best_of_the_time():
     design = RandomisationDesign({"A": 1, "B": 1}, stratify_by=("centre",), method="minimisation", p_best=0.8)
     allocated = pd.DataFrame({"centre": ["C1"] * 3, "arm": ["A", "A", "B"]})
-    runs = [minimisation_choice(design, allocated, {"centre": "C1"}, seed=3, number=k) for k in range(1, 2001)]
-    again = [minimisation_choice(design, allocated, {"centre": "C1"}, seed=3, number=k).arm for k in range(1, 2001)]
+    runs = [minimisation(design, allocated, {"centre": "C1"}, seed=3, number=k) for k in range(1, 2001)]
+    again = [minimisation(design, allocated, {"centre": "C1"}, seed=3, number=k).arm for k in range(1, 2001)]
     assert [r.arm for r in runs] == again
     share = np.mean([r.arm == "B" for r in runs])
     assert abs(share - 0.8) < 4 * np.sqrt(0.8 * 0.2 / 2000)

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from webfixtures import PG_URL, _reset
 
-from allotrack.design.randomisation import RandomisationDesign, permuted_blocks
+from allotrack.design.randomisation import RandomisationDesign, randomisation_list
 from allotrack.errors import InputError
 from allotrack.records.schema import Records
 from allotrack.records.store import Store
@@ -66,7 +66,7 @@ def store(request, tmp_path):
 
 def test_allocations_follow_each_strata_list_in_order_and_set_the_enrolment(store):
     assert set_up(store.engine, ADMIN, STUDY, DESIGN, SEED, ["centre=C1", "centre=C2"], 30) >= 60
-    expected = permuted_blocks(DESIGN, ["centre=C1", "centre=C2"], 30, SEED).table
+    expected = randomisation_list(DESIGN, ["centre=C1", "centre=C2"], 30, SEED).table
     got = [allocate(store.engine, DM1 if k % 2 else DM2, STUDY, f"R{k:03d}", date(2021, 3, 2))
            for k in range(1, 39) if k % 10]  # fmt: skip
     for centre in ("C1", "C2"):
@@ -147,13 +147,13 @@ def test_minimisation_allocates_from_the_stored_history_reproducibly(store):
     store.import_records(Records.from_frames(enrolments=enrol[enrol["patient_id"].isin(
         recs["patients"].loc[recs["patients"]["centre"] == "C1", "patient_id"])]), user="setup", centre="C1")
     arms = [allocate(store.engine, DM1, "MIN", f"R{k:03d}").arm for k in range(1, 20, 2) if k % 10]
-    from allotrack.design.randomisation import minimisation_choice
+    from allotrack.design.randomisation import minimisation
 
     history = pd.DataFrame(columns=["centre", "sex", "arm"])
     patients = recs["patients"].set_index("patient_id")
     for number, k in enumerate([k for k in range(1, 20, 2) if k % 10], start=1):
         levels = {"centre": "C1", "sex": patients.loc[f"R{k:03d}", "sex"]}
-        arm = minimisation_choice(design, history, levels, 11, number).arm
+        arm = minimisation(design, history, levels, 11, number).arm
         history = pd.concat([history, pd.DataFrame([{**levels, "arm": arm}])], ignore_index=True)
     assert arms == history["arm"].tolist()
 
@@ -182,7 +182,7 @@ def test_the_randomise_page_allocates_and_shows_errors_next_to_the_form(store):
     page = dm.get("/randomise")
     assert page.status_code == 200 and STUDY in page.text
     done = dm.post("/randomise", data={"study": STUDY, "patient_id": "R001", "csrf_token": csrf_of(page.text)})
-    expected = permuted_blocks(DESIGN, ["centre=C1", "centre=C2"], 10, SEED).table["arm"].iloc[0]
+    expected = randomisation_list(DESIGN, ["centre=C1", "centre=C2"], 10, SEED).table["arm"].iloc[0]
     assert done.status_code == 200 and f"<strong>{expected}</strong>" in done.text
     bad = dm.post("/randomise", data={"study": STUDY, "patient_id": "R039", "csrf_token": csrf_of(page.text)})
     assert bad.status_code == 422 and "must be enrolled" in bad.text  # R039: never enrolled

@@ -1,13 +1,13 @@
 """Randomisation: allocation lists by stratified permuted blocks of random sizes, and Pocock–Simon minimisation
 with a random element.
 
-* :func:`permuted_blocks` — within each stratum, a sequence of blocks whose sizes are drawn at random from
+* :func:`randomisation_list` — within each stratum, a sequence of blocks whose sizes are drawn at random from
   ``block_sizes`` (each a multiple of the ratio's sum); every block holds each arm in proportion to the ratio, in
   random order (Matts & Lachin 1988; blockrand's ``block.sizes``/``levels`` semantics). At the end of each block the
   arms are exactly in ratio, so after any prefix of a stratum's list the imbalance is at most that of one partial
   block. Reproducible: stratum ``s`` uses a generator seeded by ``(seed, crc32(s))``, so the list of one stratum does
   not change when strata are added.
-* :func:`minimisation_choice` — Pocock & Simon (1975): for each candidate arm, the patient is added to that arm's
+* :func:`minimisation` — Pocock & Simon (1975): for each candidate arm, the patient is added to that arm's
   counts at the patient's level of every factor; the imbalance of a factor is the range across arms of the counts
   divided by the arm's ratio weight; the total is the factor-weighted sum. The arm with the smallest total is taken
   with probability ``p_best`` (ties broken at random), any other arm otherwise (uniformly). Its random draws come
@@ -29,7 +29,7 @@ import pandas as pd
 from allotrack.errors import InputError
 from allotrack.stats.results import Result
 
-__all__ = ["AllocationList", "MinimisationChoice", "RandomisationDesign", "minimisation_choice", "permuted_blocks"]
+__all__ = ["AllocationList", "MinimisationChoice", "RandomisationDesign", "minimisation", "randomisation_list"]
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ def _stratum_rng(seed: int, stratum: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([int(seed), zlib.crc32(stratum.encode("utf-8"))]))
 
 
-def permuted_blocks(design: RandomisationDesign, strata: Sequence[str], n_per_stratum: int,
+def randomisation_list(design: RandomisationDesign, strata: Sequence[str], n_per_stratum: int,
                     seed: int) -> AllocationList:  # fmt: skip
     """The allocation list of ``design`` (method "blocks"): at least ``n_per_stratum`` positions per stratum (whole
     blocks), reproducible from ``seed``."""
@@ -126,7 +126,7 @@ class MinimisationChoice(Result):
                              "chosen": [a == self.arm for a in self.imbalance]})  # fmt: skip
 
 
-def minimisation_choice(design: RandomisationDesign, allocated: pd.DataFrame, patient: Mapping[str, object],
+def minimisation(design: RandomisationDesign, allocated: pd.DataFrame, patient: Mapping[str, object],
                         seed: int, number: int,
                         weights: Mapping[str, float] | None = None) -> MinimisationChoice:  # fmt: skip
     """The arm of the ``number``-th patient (1-based) by Pocock–Simon minimisation, given the patients

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from allotrack.design.randomisation import RandomisationDesign, minimisation_choice, permuted_blocks
+from allotrack.design.randomisation import RandomisationDesign, minimisation, randomisation_list
 from allotrack.errors import InputError
 from allotrack.records.hashing import content_and_key_values
 from allotrack.records.importing import ImportConflict, write_transaction
@@ -67,7 +67,7 @@ def set_up(engine: sa.Engine, user: User, study: str, design: RandomisationDesig
         labels = strata if design.stratify_by else ["all"]
         if not labels:
             raise InputError("permuted blocks need the list of strata", table="allocation_lists", column="stratum")
-        rows = permuted_blocks(design, labels, n_per_stratum, seed).table.assign(study=study)
+        rows = randomisation_list(design, labels, n_per_stratum, seed).table.assign(study=study)
     document = json.dumps({"arms": dict(design.arms), "stratify_by": list(design.stratify_by),
                            "method": design.method, "block_sizes": list(design.sizes), "p_best": design.p_best})
     with write_transaction(engine) as conn:
@@ -163,7 +163,7 @@ def _allocate(conn: sa.Connection, user: User, study: str, patient_id: str, day:
                                 .where(ALLOCATIONS.c.study == study)).all()  # fmt: skip
         history = pd.DataFrame([{**json.loads(r.details)["factors"], "arm": r.arm} for r in previous],
                                columns=[*design.stratify_by, "arm"])  # fmt: skip
-        choice = minimisation_choice(design, history, levels, seed, number)
+        choice = minimisation(design, history, levels, seed, number)
         arm = choice.arm
         details |= {"imbalance": dict(choice.imbalance), "took_best": choice.took_best}
     centre = patient["centre_code"].iloc[0]
