@@ -80,6 +80,18 @@ def value_at_visit(records: Records, item: str, visit: str, dictionary: DataDict
     return at.set_index("patient_id")["value"].rename(f"{item}@{visit}")
 
 
+def require_visit(records: Records, item: str, visit: str, dictionary: DataDictionary | None = None,
+                  what: str = "the plan") -> None:  # fmt: skip
+    """Refuse, naming the visits recorded for ``item``, a visit at which no patient has a value of it (a misspelt
+    visit in a plan would otherwise leave every patient without a value)."""
+    rows = item_rows(records, item, dictionary)
+    if not (rows["visit"] == visit).any():
+        seen = list(dict.fromkeys(str(v) for v in rows["visit"].dropna()))
+        listed = ", ".join(repr(v) for v in seen[:12]) + (" …" if len(seen) > 12 else "") if seen else "none"
+        raise InputError(f"{what}: no patient has a value of '{item}' at visit {visit!r}; the visits recorded for "
+                         f"it are {listed}", table="plan", column="visit", values=[visit])  # fmt: skip
+
+
 def value_in_window(records: Records, item: str, origin: pd.Series, window: Window,
                     dictionary: DataDictionary | None = None) -> pd.Series:  # fmt: skip
     """Each patient's value of ``item`` dated within ``window`` days of the patient's ``origin`` date (a series

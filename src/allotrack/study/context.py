@@ -55,6 +55,9 @@ class Context:
                                 for row in rows], dtype=np.bool_)  # fmt: skip
             said.append(f"subset {subset}")
         data = self.data[keep]
+        if data.empty:
+            raise InputError(f"{' and '.join(said)} leaves no patient to analyse (of {len(self.data)})",
+                             table="plan", column="subset" if subset is not None else "population")  # fmt: skip
         ids = set(data["patient_id"])
         records = Records({name: frame[frame["patient_id"].isin(ids)] for name, frame in self.records.tables.items()})
         return Context(data, records, self.plan, self.dictionary), " and ".join(said) + f", n = {len(data)}"

@@ -66,6 +66,9 @@ def variable_values(records: Records, spec: VariableSpec,
         rows = item_rows(records, spec.item, dictionary)
         where = f"item {spec.item!r}"
         if spec.visit is not None:
+            from allotrack.endpoints.measurements import require_visit
+
+            require_visit(records, spec.item, spec.visit, dictionary, f"variable {spec.name!r}")
             rows = rows[rows["visit"] == spec.visit]
             where += f" at visit {spec.visit!r}"
         rows = rows.dropna(subset=["value"]).sort_values(["patient_id", "date"], kind="stable")

@@ -366,6 +366,10 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
     out: list[tuple[tuple[str | int, ...], str]] = []
     groups = {g.name for g in plan.groups} | {v.name for v in plan.variables}
     later = set(KNOWN_LATER) | {g.name for g in plan.groups if g.variable in KNOWN_LATER}
+    for i, spec in enumerate(plan.endpoints.define):
+        if spec.name in ENDPOINTS:
+            out.append((("endpoints", "define", i, "name"), f"{spec.name!r} is a built-in endpoint "
+                        f"({ENDPOINTS[spec.name].label}); give yours another name"))  # fmt: skip
     for i, v in enumerate(plan.variables):
         if v.name in DATASET_COLUMNS or v.name in {g.name for g in plan.groups} or v.name in _endpoint_columns(plan):
             out.append((("variables", i, "name"), f"{v.name!r} is already a column of the analysis dataset or a "
@@ -413,11 +417,20 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
         if (isinstance(a, CompetingAnalysis) and a.endpoint in plan.endpoints.use
                 and not plan.endpoint(a.endpoint).is_competing):  # fmt: skip
             out.append((("analyses", i, "endpoint"), f"{a.endpoint!r} is not a competing-risk endpoint"))
+        named: dict[str, list[str]] = {}
         given = getattr(a, "by", None)
-        for name in given if isinstance(given, list) else [given] if isinstance(given, str) else []:
-            if name not in groups and name not in DATASET_COLUMNS:
-                out.append((("analyses", i, "by"), f"groups by {name!r}, which is neither a [[groups]] or "
-                            "[[variables]] name nor a column of the analysis dataset"))  # fmt: skip
+        named["by"] = given if isinstance(given, list) else [given] if isinstance(given, str) else []
+        if isinstance(a, CoxAnalysis):
+            named |= {"univariate": a.univariate, "multivariate": a.multivariate or [],
+                      "strata": [a.strata] if a.strata else []}  # fmt: skip
+        if isinstance(a, CompetingAnalysis):
+            named["fine_gray"] = a.fine_gray
+        for key, names in named.items():
+            for name in names:
+                if name not in groups and name not in DATASET_COLUMNS:
+                    verb = "groups by" if key == "by" else f"{key} names"
+                    out.append((("analyses", i, key), f"{verb} {name!r}, which is neither a [[groups]] or "
+                                "[[variables]] name nor a column of the analysis dataset"))  # fmt: skip
     if plan.baseline is not None and plan.baseline.by is not None:
         if plan.baseline.by not in groups and plan.baseline.by not in DATASET_COLUMNS:
             out.append((("baseline", "by"), f"groups by {plan.baseline.by!r}, which is neither a [[groups]] "

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from allotrack.errors import InputError
+from allotrack.errors import InputError, ModelError
 from allotrack.records.dates import DAYS_PER_UNIT
 from allotrack.records.dictionary import DataDictionary
 from allotrack.records.safe_csv import write_csv
@@ -117,10 +117,16 @@ def run_study(plan: StudyPlan, records: Records | None = None, base_dir: Path | 
                        digits=b.digits, missing_text=b.missing_text)  # fmt: skip
         sections.append(Section("Baseline characteristics", (), (TableBlock("Table 1. Patient and donor "
                                                                            "characteristics", t1),)))  # fmt: skip
-    for a in plan.analyses:
+    for i, a in enumerate(plan.analyses):
         say(f"analysis: {a.kind}")
-        scoped, who = ctx.restricted(a)
-        section = RUNNERS[a.kind](scoped, a)
+        try:
+            scoped, who = ctx.restricted(a)
+            section = RUNNERS[a.kind](scoped, a)
+        except InputError as err:  # say which analysis of the plan could not run
+            raise InputError(f"analyses[{i}] ({_describe(a)}): {err.rule}", table=err.table, column=err.column,
+                             rows=err.rows, values=err.values, n_bad=err.n_bad) from None  # fmt: skip
+        except ModelError as err:
+            raise ModelError(f"analyses[{i}] ({_describe(a)}): {err}") from None
         if a.title is not None:
             section = replace(section, title=a.title)
         if who is not None:  # the report says whom each analysis and each of its tables and figures covers
@@ -131,6 +137,14 @@ def run_study(plan: StudyPlan, records: Records | None = None, base_dir: Path | 
     document = Document(plan.study.title, plan.study.description, tuple(sections), methods_text(plan, data),
                         software())  # fmt: skip
     return StudyResult(document, data, plan)
+
+
+def _describe(a: object) -> str:
+    said = [f"kind = {getattr(a, 'kind', '?')!r}"]
+    for key in ("title", "endpoint", "item"):
+        if getattr(a, key, None):
+            said.append(f"{key} = {getattr(a, key)!r}")
+    return ", ".join(said)
 
 
 def software() -> dict[str, str]:

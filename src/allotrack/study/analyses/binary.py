@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from allotrack.endpoints.measurements import value_at_visit
+from allotrack.endpoints.measurements import require_visit, value_at_visit
 from allotrack.errors import InputError
 from allotrack.records.dictionary import default_dictionary
 from allotrack.records.retired import choice_code
@@ -42,7 +42,13 @@ def binary_section(ctx: Context, a: BinaryAnalysis) -> Section:
         raise InputError(f"reference group {reference!r} is not a value of '{a.by}' ({levels})", table="plan",
                          column="reference")  # fmt: skip
     first = next(v for v in levels if v != reference)
+    require_visit(records, a.item, a.visit, _dictionary(ctx), f"binary analysis of '{a.item}'")
     value = value_at_visit(records, a.item, a.visit, _dictionary(ctx))
+    codes = set(value.dropna().map(choice_code))
+    if not codes & set(a.event):
+        raise InputError(f"binary analysis of '{a.item}' at {a.visit!r}: no patient has the event code(s) {a.event}; "
+                         f"the codes recorded there are {sorted(codes)}", table="plan", column="event",
+                         values=list(a.event))  # fmt: skip
     outcome = groups.assign(value=groups["patient_id"].map(value))
     outcome["event"] = outcome["value"].map(choice_code).isin(a.event).where(outcome["value"].notna())
     missing = outcome[outcome["event"].isna()].groupby(outcome[a.by].astype(str)).size()

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from allotrack.endpoints.measurements import item_rows, value_at_visit
+from allotrack.endpoints.measurements import item_rows, require_visit, value_at_visit
 from allotrack.errors import InputError
 from allotrack.records.dictionary import default_dictionary
 from allotrack.records.retired import choice_code
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 def paired_section(ctx: Context, a: PairedAnalysis) -> Section:
     dictionary = ctx.dictionary or default_dictionary()
     label = dictionary.item(a.item).label if a.item in dictionary else a.item
+    for visit in (a.before, a.after):
+        require_visit(ctx.records, a.item, visit, dictionary, f"paired analysis of '{a.item}'")
     before = value_at_visit(ctx.records, a.item, a.before, dictionary)
     after = value_at_visit(ctx.records, a.item, a.after, dictionary)
     pairs = pd.DataFrame({"before": before, "after": after}).dropna().astype(float)
@@ -140,7 +142,16 @@ def trend_section(ctx: Context, a: TrendAnalysis) -> Section:
     dictionary = ctx.dictionary or default_dictionary()
     label = dictionary.item(a.item).label if a.item in dictionary else a.item
     given = ctx.records["interventions"]
+    if not (given["agent"] == a.agent).any():
+        agents = sorted(set(given["agent"].dropna()))
+        raise InputError(f"trend analysis: no intervention of agent {a.agent!r}; the agents recorded are {agents}",
+                         table="plan", column="agent", values=[a.agent])  # fmt: skip
     given = given[given["agent"] == a.agent].sort_values(["patient_id", "start_date"])
+    recorded = set(given["dose_level"].dropna().astype(str))
+    if not recorded & set(a.levels):
+        raise InputError(f"trend analysis: none of the dose levels {a.levels} is recorded for {a.agent!r} (its "
+                         f"levels are {sorted(recorded)})", table="plan", column="levels")  # fmt: skip
+    require_visit(ctx.records, a.item, a.visit, dictionary, f"trend analysis of '{a.item}'")
     level = given.drop_duplicates("patient_id").set_index("patient_id")["dose_level"].dropna().astype(str)
     value = value_at_visit(ctx.records, a.item, a.visit, dictionary)
     frame = pd.DataFrame({"level": level, "value": value}).dropna()
