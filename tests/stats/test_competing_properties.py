@@ -112,3 +112,19 @@ def test_cause_specific_and_subdistribution_side_by_side():
     np.testing.assert_allclose(table["csh"], cs.summary["hr"], rtol=1e-12)
     np.testing.assert_allclose(table["shr"], fg.summary["shr"], rtol=1e-12)
     assert list(table.index) == ["age", "hgb"]
+
+
+def test_a_stratum_without_events_adds_nothing_to_grays_test():
+    """Matched sets can hold no event at all (every member censored): such a stratum contributes nothing, so the
+    stratified test equals the test on the other strata (it raised IndexError)."""
+    import allotrack as at
+
+    rng = np.random.default_rng(5)
+    n = 60
+    data = pd.DataFrame({"time": rng.exponential(10, n).round(2), "status": rng.integers(0, 3, n),
+                         "group": rng.integers(0, 2, n), "set": rng.integers(0, 4, n)})  # fmt: skip
+    quiet = pd.DataFrame({"time": [1.0, 2.0, 3.0], "status": [0, 0, 0], "group": [0, 1, 1], "set": [9, 9, 9]})
+    with_quiet = at.gray_test(pd.concat([data, quiet]), "time", "status", by="group", strata="set")
+    without = at.gray_test(data, "time", "status", by="group", strata="set")
+    assert with_quiet.statistic == pytest.approx(without.statistic, rel=1e-12)
+    assert with_quiet.p_value == pytest.approx(without.p_value, rel=1e-12)

@@ -143,13 +143,13 @@ def test_subgroups_have_an_odds_ratio_each_an_interaction_test_and_a_forest_plot
     counts = [(int(women.loc[women["arm"] == g, "event"].sum()), int((women["arm"] == g).sum()))
               for g in ("MSC + basiliximab", "basiliximab")]  # fmt: skip
     odds = binary_counts(*counts[0], *counts[1]).odds_ratio
-    assert table.loc["sex: F", "Odds ratio (95% CI)"] == f"{odds.estimate:.2f} ({odds.lower:.2f}–{odds.upper:.2f})"
+    assert table.loc["Sex: F", "Odds ratio (95% CI)"] == f"{odds.estimate:.2f} ({odds.lower:.2f}–{odds.upper:.2f})"
     main = logistic_regression(frame, "event", formula="arm + sex")
     full = logistic_regression(frame, "event", formula="arm * sex")
     p = sps.chi2.sf(main.deviance - full.deviance, 1)
     from allotrack.report.format import format_pvalue
 
-    assert table.loc["sex: F", "Interaction p²"] == format_pvalue(p)
+    assert table.loc["Sex: F", "Interaction p²"] == format_pvalue(p)
     assert len(section.figures) == 1
 
 

@@ -64,31 +64,47 @@ def _rows(table, key: str, value: str) -> dict[str, str]:
 
 def test_the_nk_plan_reports_relapse_and_dfs_from_the_transplant_against_matched_controls():
     """Published: 2-year relapse 4 % vs 38 %, DFS 66 % vs 44 %; without DSA 0 % vs 40 %, 72 % vs 44 %, and the
-    Cox hazard ratio of DFS of the controls 2.64. Every endpoint starts at the transplant, for all 25 cases (none
-    dropped for active disease) and 160 controls."""
-    relapse = _section("nk_cells", "Relapse after HSCT").tables[0]
-    assert "from HSCT" in relapse.caption
+    Cox hazard ratio of DFS of the controls 2.64 (unmatched). Every endpoint starts at the transplant, for all 25
+    cases (none dropped for active disease) and 160 controls; every comparison is within matched sets (stratified
+    Gray's and log-rank tests and Cox model, checked against the estimators called with the matched set as
+    strata)."""
+    import allotrack as at
+
+    result = _run("nk_cells")
+    relapse = _section("nk_cells", "Relapse after HSCT and death without relapse, cases vs matched controls").tables[0]
+    assert "from HSCT" in relapse.caption and "Gray's test stratified by matched set" in relapse.footnotes[0]
     first = relapse.frame[relapse.frame["Event"] == "Relapse after HSCT"]
-    assert _rows(first, "Group", "N") == {"cohort: case": 25, "cohort: control": 160}
-    assert _rows(first, "Group", "24 months") == {"cohort: case": "4.0% (0.3–17)", "cohort: control": "38% (31–46)"}
-    dfs = _section("nk_cells", "Disease-free survival after HSCT").tables[0]
+    assert _rows(first, "Group", "N") == {"All analysed": 185, "Cohort: case": 25, "Cohort: control": 160}
+    assert _rows(first, "Group", "24 months")["Cohort: case"] == "4.0% (0.3–17)"
+    assert _rows(first, "Group", "24 months")["Cohort: control"] == "38% (31–46)"
+    d = result.dataset.assign(time=lambda f: f["relapse_hsct_time"] / 30.4375, status=lambda f: f["relapse_hsct_status"])
+    gray = at.gray_test(d, "time", "status", by="cohort", strata="matched_set")
+    assert _rows(first, "Group", "p-value")["Cohort: case"] == f"{gray.p_value:.3f}¹"
+    dfs = _section("nk_cells", "Disease-free survival after HSCT, cases vs matched controls").tables[0]
     assert [c.split(" (")[0] for c in _rows(dfs, "Group", "24 months").values()] == ["47%", "66%", "44%"]
+    d = result.dataset.assign(time=lambda f: f["dfs_hsct_time"] / 30.4375, status=lambda f: f["dfs_hsct_status"])
+    logrank = at.logrank_test(d, "time", "status", by="cohort", strata="matched_set")
+    assert _rows(dfs, "Group", "p-value")["Cohort: case"] == f"{logrank.p_value:.3f}¹" == "0.054¹"
+    matched = _section("nk_cells", "Disease-free survival, controls vs cases: Cox regression within matched "
+                       "sets").tables[0]  # fmt: skip
+    cox = at.cox_ph(d.assign(control=(d["cohort"] == "control").astype(float)), "time", "status",
+                    covariates=["control"], strata="matched_set").summary.iloc[0]  # fmt: skip
+    assert matched.data["hr"].iloc[0] == float(cox["hr"]) and matched.frame["Term"].iloc[0] == "control vs case"
     title = "Relapse after HSCT: cases without donor-specific antibodies and their controls"
     sub = _section("nk_cells", title)
     assert sub.paragraphs[0] == "Analysed: subset [dsa] = 'negative', n = 133."
-    assert _rows(sub.tables[0], "Group", "24 months") == {"cohort: case": "0%", "cohort: control": "40% (31–49)"}
-    cox = _section("nk_cells", "Disease-free survival, controls vs cases without donor-specific antibodies: Cox "
-                   "regression").tables[0]  # fmt: skip
-    assert round(float(cox.data["hr"].iloc[0]), 2) == 2.64
-    matched = _section("nk_cells", "Disease-free survival, controls vs cases without donor-specific antibodies: Cox "
-                       "regression within matched sets").tables[0]  # fmt: skip
-    assert "stratified by Matched set" in matched.footnotes[0] or "stratified by matched set" in matched.footnotes[0]
+    assert _rows(sub.tables[0], "Group", "24 months")["Cohort: case"] == "0%"
+    assert _rows(sub.tables[0], "Group", "24 months")["Cohort: control"] == "40% (31–49)"
+    unmatched = _section("nk_cells", "Disease-free survival, controls vs cases without donor-specific antibodies: "
+                         "unmatched Cox regression (as published)").tables[0]  # fmt: skip
+    assert round(float(unmatched.data["hr"].iloc[0]), 2) == 2.64
     trend = _section("nk_cells", "NK cells at day +30 by NK dose level").tables[0]
     assert list(trend.frame["Patients"]) == [3, 3, 3, 16]
-    methods = _run("nk_cells").document.methods
+    methods = result.document.methods
     assert "Time origins: Relapse after HSCT from HSCT" in methods and "Fine–Gray" not in methods
+    assert "Gray's test (stratified where stated by matched set: comparisons within strata)" in methods
     assert "Jonckheere–Terpstra" in methods and "Cochran–Armitage" not in methods
-    assert "subsets [dsa] = 'negative'; [cohort] = 'case'" in methods
+    assert "Median follow-up from HSCT, by the reverse Kaplan–Meier method" in methods
 
 
 def test_the_imak_plan_reports_remission_by_disease_toxicity_and_early_loss_of_donor_cells():

@@ -53,7 +53,7 @@ def test_landmarks_show_cumulative_incidence_for_a_competing_endpoint_in_the_pla
     sub = data[data["sex"] == "F"].assign(time=lambda f: f["cir_time"] / 30.4375, status=lambda f: f["cir_status"])
     cif = at.cumulative_incidence(sub, "time", "status").at([12, 24])
     expected = cif[cif["cause"] == 1].set_index("time")["estimate"]
-    got = table.data[(table.data["endpoint"] == "cir") & (table.data["group"] == "sex: F")].set_index("time")
+    got = table.data[(table.data["endpoint"] == "cir") & (table.data["group"] == "Sex: F")].set_index("time")
     assert list(got["estimate_of"]) == ["cumulative incidence"] * 2
     assert got.loc[24.0, "estimate"] == pytest.approx(expected[24.0], rel=1e-12)
     assert got.loc[12.0, "estimate"] == pytest.approx(expected[12.0], rel=1e-12)
@@ -79,7 +79,7 @@ def test_competing_table_uses_the_plans_time_points(result):
     sub = data[data["sex"] == "M"].assign(time=lambda f: f["cir_time"] / 30.4375, status=lambda f: f["cir_status"])
     cif = at.cumulative_incidence(sub, "time", "status").at([6.0])
     est = float(cif[cif["cause"] == 1]["estimate"].iloc[0])
-    cell = table.frame.loc[table.frame["Group"] == "sex: M", "6 months"].iloc[0]
+    cell = table.frame.loc[table.frame["Group"] == "Sex: M", "6 months"].iloc[0]
     assert cell.startswith(f"{est * 100:.0f}%") or cell.startswith(f"{est * 100:.1f}%")
 
 

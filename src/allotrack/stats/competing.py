@@ -312,6 +312,8 @@ def _gray_stratum(
     d1, d2 = cnt[:, :, 1], cnt[:, :, 2]
     keep = (d1.sum(axis=1) + d2.sum(axis=1)) > 0
     y, d1, d2 = y[keep], d1[keep], d2[keep]
+    if not keep.any():  # a stratum without any event adds nothing to the score or its variance
+        return np.zeros(n_groups - 1), np.zeros((n_groups - 1, n_groups - 1))
     at_risk = y > 0
     with np.errstate(divide="ignore", invalid="ignore"):
         step = np.where(at_risk, (y - d1 - d2) / y, 1.0)

@@ -102,7 +102,12 @@ class Context:
                                  column=f"variables.{spec.name}")  # fmt: skip
 
     def label(self, name: str) -> str:
-        return self.labels.get(name, name.replace("_", " "))
+        """A variable's name in the report: the baseline table's label, else the [[variables]] label, else the
+        dataset's own (``sex`` → "Sex"), else the name with spaces."""
+        from allotrack.study.dataset import COLUMN_LABELS
+
+        own = {v.name: v.label for v in self.plan.variables if v.label}
+        return self.labels.get(name) or own.get(name) or COLUMN_LABELS.get(name, name.replace("_", " "))
 
     def timed(self, endpoint: str) -> pd.DataFrame:
         """Patients with a defined time for ``endpoint``, its time in the plan's unit as ``time``."""
@@ -115,3 +120,8 @@ class Context:
         present = [str(v) for v in frame[by].dropna().unique()]
         wanted = [str(v) for v in self.levels.get(by, [])]
         return [v for v in wanted if v in present] + sorted(v for v in present if v not in wanted)
+
+
+def lower_first(label: str) -> str:
+    """A label inside a sentence: "Matched set" → "matched set"; acronyms stay ("HLA mismatches", "ELN risk")."""
+    return label[0].lower() + label[1:] if len(label) > 1 and label[1].islower() else label

@@ -28,6 +28,14 @@ DATASET_COLUMNS = frozenset({
     "cr",
     "max_agvhd_grade", "early_death", "unrelated_donor", "died", "death_cause", "stratum"})  # fmt: skip
 
+# how a report names the dataset's own columns when the plan gives no label
+COLUMN_LABELS = {
+    "sex": "Sex", "centre": "Centre", "arm": "Arm", "diagnosis": "Diagnosis", "age_at_diagnosis": "Age at diagnosis",
+    "eln2022_risk": "ELN 2022 risk", "donor_relation": "Donor relation", "donor_sex": "Donor sex",
+    "donor_age": "Donor age", "sex_pair": "Donor → patient sex", "hla_mismatches": "HLA-mismatched loci",
+    "unrelated_donor": "Unrelated donor", "stratum": "Randomisation stratum", "death_cause": "Cause of death",
+}  # fmt: skip
+
 # the dataset columns known only after a patient's time origin (courses and infusions received, response reached,
 # GVHD grade): comparing survival by them credits the survival needed to reach them (immortal-time bias)
 KNOWN_LATER = frozenset({"n_courses", "n_infusions", "best_response", "cr", "max_agvhd_grade"})

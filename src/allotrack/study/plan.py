@@ -200,9 +200,13 @@ class _Analysis(_Strict):
 
 
 class KaplanMeierAnalysis(_Analysis):
+    """Kaplan–Meier estimates overall and by each ``by`` variable with the log-rank test, stratified by
+    ``strata`` (e.g. the matched set of a matched-cohort design) if given."""
+
     kind: Literal["km"]
     endpoint: str
     by: list[str] = []
+    strata: str | None = None
 
 
 class CoxAnalysis(_Analysis):
@@ -227,6 +231,7 @@ class CompetingAnalysis(_Analysis):
     by: list[str] = []
     fine_gray: list[str] = []
     both_causes: bool = False
+    strata: str | None = None  # Gray's test stratified by this variable (e.g. the matched set)
 
 
 class TimeDependentCoxAnalysis(_Analysis):
@@ -425,6 +430,8 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
                       "strata": [a.strata] if a.strata else []}  # fmt: skip
         if isinstance(a, CompetingAnalysis):
             named["fine_gray"] = a.fine_gray
+        if isinstance(a, KaplanMeierAnalysis | CompetingAnalysis) and a.strata:
+            named["strata"] = [a.strata]
         for key, names in named.items():
             for name in names:
                 if name not in groups and name not in DATASET_COLUMNS:

@@ -193,9 +193,16 @@ def _kind_text(plan: StudyPlan, kind: str) -> str:
     """The methods sentence of one analysis kind, naming only what its analyses ran (Fine–Gray, strata, the trend
     test of each outcome type)."""
     mine = [a for a in plan.analyses if a.kind == kind]
-    if kind == "competing" and not any(isinstance(a, CompetingAnalysis) and a.fine_gray for a in mine):
+    strata = sorted({s.replace("_", " ") for a in mine if (s := getattr(a, "strata", None))})
+    within = (f" (stratified where stated by {', '.join(strata)}: comparisons within strata)" if strata else "")
+    if kind == "km":
+        return ("Survival was estimated by the Kaplan–Meier method with log-transformed 95% confidence intervals "
+                f"and compared between groups by the log-rank test{within}.")  # fmt: skip
+    if kind == "competing":
+        fine_gray = any(isinstance(a, CompetingAnalysis) and a.fine_gray for a in mine)
         return ("Cumulative incidences were estimated with competing risks (Aalen–Johansen) and compared by "
-                "Gray's test.")  # fmt: skip
+                f"Gray's test{within}" + ("; subdistribution hazards by Fine–Gray regression with the sandwich "
+                                          "(robust) variance." if fine_gray else "."))  # fmt: skip
     if kind == "cox":
         strata = sorted({a.strata for a in mine if isinstance(a, CoxAnalysis) and a.strata})
         said = ("Hazard ratios were estimated by Cox proportional-hazards regression (Efron ties)" +

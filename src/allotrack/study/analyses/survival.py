@@ -20,7 +20,7 @@ from allotrack.report.document import FigureBlock, Section, TableBlock
 from allotrack.report.figures import plot_cumulative_incidence, plot_survival
 from allotrack.report.format import format_percent, format_pvalue, format_ratio
 from allotrack.study import plan as sp
-from allotrack.study.context import Context
+from allotrack.study.context import Context, lower_first
 
 
 def _ci(est: float, lo: float, hi: float, pct: bool = True) -> str:
@@ -35,45 +35,61 @@ def _months(x: float) -> str:
     return "NR" if x != x else f"{x:.1f}"
 
 
+def _median_cell(m: dict[str, float]) -> str:
+    return f"{_months(m['median'])} ({_months(m['lower'])}–{_months(m['upper'])})"
+
+
+def _stratified(ctx: Context, strata: str | None) -> str:
+    return f", stratified by {ctx.label(strata)}" if strata else ""
+
+
 def kaplan_meier_section(ctx: Context, a: sp.KaplanMeierAnalysis) -> Section:
-    ctx.require_known_at_origin(a.endpoint, a.by)
+    """Medians (and estimates at the plan's time points) overall and per group, the log-rank test of each
+    grouping (stratified by ``strata`` if given: R ``survdiff(... + strata(s))``, e.g. the matched set), and a
+    Kaplan–Meier figure per grouping (one of everyone without a grouping)."""
+    ctx.require_known_at_origin(a.endpoint, [*a.by, *([a.strata] if a.strata else [])])
     ep = ctx.plan.endpoint(a.endpoint)
     d = ctx.timed(a.endpoint)
+    if a.strata:
+        d = d.dropna(subset=[a.strata])
     figures, rows = [], []
     points = ctx.time_points(a.endpoint)  # only those the plan declares
-    overall = at.kaplan_meier(d, "time", "status")
-    med = overall.median().iloc[0]
+    median = f"Median, {ctx.unit} (95% CI)"
+    xlabel = f"Time since {ep.origin_label} ({ctx.unit})"
 
     def at_points(sub: pd.DataFrame) -> dict[str, str]:
         return {r["time_label"]: _estimate_cell(r) for _, r in _estimates_at(ctx, a.endpoint, sub, points).iterrows()}
 
-    rows.append({"Group": "All patients", "N": len(d), "Events": int(d["status"].sum()),
-                 f"Median, {ctx.unit} (95% CI)": f"{_months(float(med['median']))} "
-                                                  f"({_months(float(med['lower']))}–{_months(float(med['upper']))})",
-                 **at_points(d), "p-value": ""})  # fmt: skip
+    overall = at.kaplan_meier(d, "time", "status")
+    med = {k: float(overall.median().iloc[0][k]) for k in ("median", "lower", "upper")}
+    rows.append({"Group": "All analysed", "N": len(d), "Events": int(d["status"].sum()), median: _median_cell(med),
+                 **at_points(d), **({"p-value": ""} if a.by else {})})  # fmt: skip
+    if not a.by:
+        figures.append(FigureBlock(f"{ep.label} (Kaplan–Meier, 95% CI)", plot_survival(
+            overall, xlabel=xlabel, ylabel=f"{ep.label.split(' (')[0]} probability", figsize=(7.0, 4.6))))
+    test_name = "Log-rank test" + (" stratified by " + lower_first(ctx.label(a.strata)) if a.strata else "")
     for by in a.by:
         sub = d.dropna(subset=[by])
         order = ctx.ordered(sub, by)
         sub = sub.assign(group=pd.Categorical(sub[by].astype(str), categories=order))
         fit = at.kaplan_meier(sub, "time", "status", by="group")
-        test = at.logrank_test(sub, "time", "status", by="group")
+        test = at.logrank_test(sub, "time", "status", by="group", strata=a.strata)
         medians = fit.median().set_index("group")
         for g in order:
             m = {k: float(medians.loc[g, k]) for k in ("median", "lower", "upper")}  # type: ignore[arg-type]
-            n_g = int((sub["group"] == g).sum())
-            rows.append({"Group": f"{ctx.label(by)}: {g}", "N": n_g,
-                         "Events": int(sub.loc[sub["group"] == g, "status"].sum()),
-                         f"Median, {ctx.unit} (95% CI)": f"{_months(m['median'])} "
-                                                          f"({_months(m['lower'])}–{_months(m['upper'])})",
-                         **at_points(sub[sub["group"] == g]),
+            mine = sub[sub["group"] == g]
+            rows.append({"Group": f"{ctx.label(by)}: {g}", "N": len(mine), "Events": int(mine["status"].sum()),
+                         median: _median_cell(m), **at_points(mine),
                          "p-value": format_pvalue(test.p_value) + "¹" if g == order[0] else ""})  # fmt: skip
-        fig = plot_survival(fit, pvalue=test.p_value, xlabel=f"Time since {ep.origin_label} ({ctx.unit})",
-                            ylabel=ep.label, labels=order, figsize=(7.0, 5.0))  # fmt: skip
-        figures.append(FigureBlock(f"{ep.label} by {ctx.label(by)} (Kaplan–Meier; log-rank p "
+        fig = plot_survival(fit, pvalue=test.p_value, test_name=test_name.replace(" test", ""), xlabel=xlabel,
+                            ylabel=f"{ep.label.split(' (')[0]} probability", labels=order,
+                            figsize=(7.0, 5.0))  # fmt: skip
+        figures.append(FigureBlock(f"{ep.label} by {ctx.label(by)} (Kaplan–Meier; {test_name.lower()} p "
                                    f"{format_pvalue(test.p_value)})", fig))  # fmt: skip
-    notes = ["1 Log-rank test (R survdiff, rho = 0)", "Median: Kaplan–Meier, log CI (R survfit); NR = not reached"]
+    notes = [f"¹ {test_name} (R survdiff, rho = 0)"] if a.by else []
+    notes.append("Median: Kaplan–Meier, log CI (R survfit); NR = not reached")
     if points:
-        notes.append("Survival at each time: Kaplan–Meier (95% CI, log transformation); — beyond the group's last "
+        notes.append("At each time: Kaplan–Meier survival (95% CI, log transformation); — beyond the group's last "
                      "follow-up")
     table = TableBlock(f"{ep.label}: medians" + (" and estimates at chosen times" if points else ""),
                        pd.DataFrame(rows), tuple(notes))  # fmt: skip
@@ -83,23 +99,46 @@ def kaplan_meier_section(ctx: Context, a: sp.KaplanMeierAnalysis) -> Section:
 def _estimates_at(ctx: Context, name: str, sub: pd.DataFrame, points: list[tuple[str, float]]) -> pd.DataFrame:
     """The estimate of endpoint ``name`` in ``sub`` at each time point: Kaplan–Meier survival (R ``survfit``, log
     CI) or, for an endpoint with competing events, the cumulative incidence of its event (Aalen–Johansen, cmprsk
-    ``cuminc``, log-log CI). Missing beyond the group's last follow-up (nothing is known there)."""
-    times = [t for _, t in points]
+    ``cuminc``, log-log CI; 0 without an interval while nobody has had the event). Beyond the group's last
+    follow-up the estimate is missing ("—": nothing is known there) unless that last time is an event, after which
+    the curve cannot change (e.g. survival 0 % once every patient has died)."""
+    times = np.asarray([t for _, t in points], dtype=float)
+    frame = pd.DataFrame({"time_label": [label for label, _ in points], "time": times, "estimate": np.nan,
+                          "lower": np.nan, "upper": np.nan})  # fmt: skip
+    if sub.empty:
+        return frame
+    t_max = float(sub["time"].max())
+    ends_with_event = bool((sub.loc[sub["time"] == t_max, "status"] > 0).any())
+    known = (times <= t_max) | ends_with_event
+    at_time = np.minimum(times, t_max)
+    wanted = np.unique(at_time[known])
     if ctx.plan.endpoint(name).is_competing:
-        est = at.cumulative_incidence(sub, "time", "status").at(times)
-        est = est[est["cause"] == 1].sort_values("time")
-        frame = pd.DataFrame({"estimate": est["estimate"].to_numpy(), "lower": est["lower"].to_numpy(),
-                              "upper": est["upper"].to_numpy()})  # fmt: skip
+        est = at.cumulative_incidence(sub, "time", "status").at(wanted)
+        est = est[est["cause"] == 1].set_index("time")[["estimate", "lower", "upper"]]
+        if est.empty:  # no event of interest (yet): the incidence is 0, without an interval
+            est = pd.DataFrame({"estimate": 0.0, "lower": np.nan, "upper": np.nan}, index=wanted)
     else:
-        km = at.kaplan_meier(sub, "time", "status").at(times).sort_values("time")
-        frame = pd.DataFrame({"estimate": km["survival"].to_numpy(), "lower": km["lower"].to_numpy(),
-                              "upper": km["upper"].to_numpy()})  # fmt: skip
-    order = np.argsort(np.asarray(times), kind="stable")
-    frame = frame.set_axis(order).sort_index()  # back to the plan's order
-    frame.insert(0, "time", times)
-    frame.insert(0, "time_label", [label for label, _ in points])
-    beyond = frame["time"].to_numpy() > float(sub["time"].max()) if len(sub) else np.ones(len(frame), bool)
-    frame.loc[beyond, ["estimate", "lower", "upper"]] = np.nan
+        km = at.kaplan_meier(sub, "time", "status").at(wanted)
+        est = km.set_index("time").rename(columns={"survival": "estimate"})[["estimate", "lower", "upper"]]
+    got = est.reindex(at_time[known])
+    frame.loc[known, ["estimate", "lower", "upper"]] = got.to_numpy()
+    return frame
+
+
+def _cause_at(fit: Any, cause: int, points: list[tuple[str, float]], sub: pd.DataFrame) -> pd.DataFrame:
+    """Cumulative incidence of ``cause`` at the time points (as :func:`_estimates_at`, for either cause)."""
+    times = np.asarray([t for _, t in points], dtype=float)
+    frame = pd.DataFrame({"estimate": np.nan, "lower": np.nan, "upper": np.nan}, index=range(len(times)))
+    if sub.empty:
+        return frame
+    t_max = float(sub["time"].max())
+    known = (times <= t_max) | bool((sub.loc[sub["time"] == t_max, "status"] > 0).any())
+    at_time = np.minimum(times, t_max)
+    est = fit.at(np.unique(at_time[known]))
+    est = est[est["cause"] == cause].set_index("time")[["estimate", "lower", "upper"]]
+    if est.empty:
+        est = pd.DataFrame({"estimate": 0.0, "lower": np.nan, "upper": np.nan}, index=np.unique(at_time[known]))
+    frame.loc[known, ["estimate", "lower", "upper"]] = est.reindex(at_time[known]).to_numpy()
     return frame
 
 
@@ -148,6 +187,8 @@ def _term_rows(summary: pd.DataFrame, ctx: Context, label: str | None = None) ->
         var, level = _split_term(str(term))
         if level == "per unit" and var in ctx.data and set(ctx.data[var].dropna().unique()) <= {0, 1}:
             level = "yes vs no"
+        elif level != "per unit" and var in ctx.data:  # name the reference level (formulaic: the first sorted)
+            level = f"{level} vs {sorted(str(v) for v in ctx.data[var].dropna().unique())[0]}"
         rows.append({"Variable": label or ctx.label(var), "Term": level if label is None else "",
                      "HR (95% CI)": f"{format_ratio(r['hr'])} ({format_ratio(r['hr_lower'])}–"
                                     f"{format_ratio(r['hr_upper'])})",
@@ -184,16 +225,22 @@ def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
         rows = _term_rows(model.summary, ctx)
         for k, row in enumerate(rows):  # the test that chose the variables is shown, once per variable
             row["Likelihood-ratio p²"] = format_pvalue(p_by_var[var]) if k == 0 else ""
+            row["_lr"] = p_by_var[var]
         uni_rows += rows
     chosen = a.multivariate if a.multivariate is not None else [v for v in a.univariate if p_by_var[v] < a.select_p]
     hidden = ["_hr", "_lo", "_hi", "_p"]
-    stratified = f", stratified by {ctx.label(a.strata)} (a baseline hazard per level)" if a.strata else ""
+    stratified = f", stratified by {lower_first(ctx.label(a.strata))} (a baseline hazard per level)" if a.strata \
+        else ""  # fmt: skip
+    selecting = a.multivariate is None and len(a.univariate) > 1
     uni_notes = (f"Cox proportional hazards (Efron ties, R coxph){stratified}; p-value: Wald test of each term",
-                 "² Likelihood-ratio test of the variable (all its terms), the test that "
-                 + ("chose the multivariate model's variables" if a.multivariate is None else "is reported for it"))
-    tables = [TableBlock(f"{ep.label}: univariate Cox models", pd.DataFrame(uni_rows).drop(columns=hidden),
-                         uni_notes, data=_unrounded(uni_rows))]  # fmt: skip
-    figures = [FigureBlock(f"{ep.label}: hazard ratios, univariate models", plot_forest(pd.DataFrame(uni_rows)))]
+                 "² Likelihood-ratio test of the variable (all its terms)"
+                 + (", the test that chose the multivariate model's variables" if selecting else ""))
+    single = len(a.univariate) == 1
+    caption = f"{ep.label}: Cox model" if single else f"{ep.label}: univariate Cox models"
+    tables = [TableBlock(caption, pd.DataFrame(uni_rows).drop(columns=[*hidden, "_lr"]), uni_notes,
+                         data=_unrounded(uni_rows).assign(p_likelihood_ratio=[r["_lr"] for r in uni_rows]))]
+    figures = [] if single else [FigureBlock(f"{ep.label}: hazard ratios, univariate models",
+                                             plot_forest(pd.DataFrame(uni_rows)))]  # fmt: skip
     note = f"Variables for the multivariate model: {', '.join(ctx.label(v) for v in chosen) or 'none'}"
     note += "" if a.multivariate is not None else f" (univariate likelihood-ratio p < {a.select_p:g})."
     notes = (note,) if len(a.univariate) > 1 or a.multivariate is not None else ()
@@ -238,43 +285,68 @@ def time_dependent_cox_section(ctx: Context, a: sp.TimeDependentCoxAnalysis) -> 
     return Section(f"{ep.label}: courses as a time-dependent covariate", (text,), (table,))
 
 
+def _competing_label(ep: Any) -> str:
+    """The competing event as a report names it: "Death without relapse" for relapse with death competing."""
+    competing = " or ".join(k.replace("_", " ") for k in ep.competing)
+    events = " or ".join(k.replace("_", " ") for k in ep.events)
+    return f"{competing.capitalize()} without {events}" if competing == "death" else competing.capitalize()
+
+
 def competing_section(ctx: Context, a: sp.CompetingAnalysis) -> Section:
-    ctx.require_known_at_origin(a.endpoint, [*a.by, *a.fine_gray])
+    """Cumulative incidence of the endpoint's event (and, with ``both_causes``, of the competing event, from the
+    same fit) overall and per group at the plan's time points, Gray's test of each grouping (stratified by
+    ``strata`` if given), a figure per grouping (one of everyone without a grouping), and Fine–Gray models."""
+    ctx.require_known_at_origin(a.endpoint, [*a.by, *a.fine_gray, *([a.strata] if a.strata else [])])
     ep = ctx.plan.endpoint(a.endpoint)
     d = ctx.timed(a.endpoint)
+    if a.strata:
+        d = d.dropna(subset=[a.strata])
     competing = ", ".join(k.replace("_", " ") for k in ep.competing)
     figures, rows, tables = [], [], []
+    points = ctx.time_points(a.endpoint, default_years=(1, 3, 5))
+    xlabel = f"Time since {ep.origin_label} ({ctx.unit})"
+    causes = [(1, ep.label)] + ([(2, f"{_competing_label(ep)} (competing event, same analysis)")]
+                                if a.both_causes else [])  # fmt: skip
+    test_name = "Gray's test" + (" stratified by " + lower_first(ctx.label(a.strata)) if a.strata else "")
+    overall = at.cumulative_incidence(d, "time", "status")
+    for cause, what in causes:
+        row = {"Event": what, "Group": "All analysed", "N": len(d)}
+        est = _cause_at(overall, cause, points, d)
+        row |= {label: _estimate_cell(r) for label, (_, r) in zip([p[0] for p in points], est.iterrows(), strict=True)}
+        rows.append(row | ({"p-value": ""} if a.by else {}))
+    if not a.by:
+        figures.append(FigureBlock(f"{ep.label} and {_competing_label(ep).lower()} (Aalen–Johansen, 95% CI)",
+                                   plot_cumulative_incidence(overall, xlabel=xlabel, labels=[ep.label.split(" (")[0],
+                                                             _competing_label(ep)], figsize=(7.0, 4.6))))  # fmt: skip
     for by in a.by:
         sub = d.dropna(subset=[by])
         order = ctx.ordered(sub, by)
         sub = sub.assign(group=pd.Categorical(sub[by].astype(str), categories=order))
         fit = at.cumulative_incidence(sub, "time", "status", by="group")
-        gray = at.gray_test(sub, "time", "status", by="group", cause=1)
-        points = ctx.time_points(a.endpoint, default_years=(1, 3, 5))
-        all_causes = fit.at([t for _, t in points])
-        causes = [(1, ep.label, gray)]
-        if a.both_causes:
-            causes.append((2, f"{competing.capitalize()} (competing event, same analysis)",
-                           at.gray_test(sub, "time", "status", by="group", cause=2)))  # fmt: skip
-        for cause, what, test in causes:
-            est = all_causes[all_causes["cause"] == cause]
+        tests = {cause: at.gray_test(sub, "time", "status", by="group", cause=cause, strata=a.strata)
+                 for cause, _ in causes}  # fmt: skip
+        for cause, what in causes:
             for g in order:
-                row = {"Event": what, "Group": f"{ctx.label(by)}: {g}", "N": int((sub["group"] == g).sum())}
-                for label, t in points:
-                    r = est[(est["group"] == g) & np.isclose(est["time"], t)]
-                    row[label] = "—" if r.empty or r["estimate"].isna().all() else _ci(
-                        r["estimate"].iloc[0], r["lower"].iloc[0], r["upper"].iloc[0])  # fmt: skip
-                row["p-value"] = format_pvalue(test.p_value) + "¹" if g == order[0] else ""
+                mine = sub[sub["group"] == g]
+                row = {"Event": what, "Group": f"{ctx.label(by)}: {g}", "N": len(mine)}
+                est = _cause_at(at.cumulative_incidence(mine, "time", "status"), cause, points, mine)
+                row |= {label: _estimate_cell(r) for label, (_, r) in zip([p[0] for p in points], est.iterrows(),
+                                                                          strict=True)}  # fmt: skip
+                row["p-value"] = format_pvalue(tests[cause].p_value) + "¹" if g == order[0] else ""
                 rows.append(row)
-        figures.append(FigureBlock(f"{ep.label} by {ctx.label(by)} (Gray's test p {format_pvalue(gray.p_value)})",
+        gray = tests[1]
+        figures.append(FigureBlock(f"{ep.label} by {ctx.label(by)} ({test_name} p {format_pvalue(gray.p_value)})",
                                    plot_cumulative_incidence(fit, cause=1, pvalue=gray.p_value, labels=order,
-                                   xlabel=f"Time since {ep.origin_label} ({ctx.unit})",
-                                   ylabel=ep.label, figsize=(7.0, 5.0))))  # fmt: skip
+                                   test_name=test_name, xlabel=xlabel,
+                                   ylabel=f"Cumulative incidence of {ep.label.split(' (')[0].lower()}",
+                                   figsize=(7.0, 5.0))))  # fmt: skip
     frame = pd.DataFrame(rows)
-    if not a.both_causes and "Event" in frame.columns:
+    if not a.both_causes:
         frame = frame.drop(columns="Event")
-    tables.append(TableBlock(f"{ep.label} (competing: {competing}; from {ep.origin_label})", frame,
-                             ("1 Gray's test (R cmprsk cuminc)", "Aalen–Johansen estimate, 95% CI log-log (cmprsk)")))
+    notes = ([f"¹ {test_name} (R cmprsk cuminc)"] if a.by else []) + [
+        "Aalen–Johansen estimate, 95% CI log-log (cmprsk); 0% without an interval while no event has occurred; "
+        "— beyond the group's last follow-up"]  # fmt: skip
+    tables.append(TableBlock(f"{ep.label} (competing: {competing}; from {ep.origin_label})", frame, tuple(notes)))
     fg_rows = []
     for var in a.fine_gray:
         sub = d.dropna(subset=[var])
