@@ -257,3 +257,26 @@ def test_recovery_per_course():
     assert out.loc["c3", "status"] == "no counts"
     anc_only = recovery_per_course(recs, rule="neutrophil").set_index("course_id")
     assert anc_only.loc["c1", "end_day"] == 13.0  # ANC >= 0.5 from day 13 after the nadir
+
+
+def test_a_response_assessed_before_the_first_course_is_not_a_response_to_treatment():
+    """Myeloma MST: the response before MST is the disease's state at entry (MM-001: PR before, SD after); the
+    best response counts assessments from the first course on, so 17 of 20 responded (≥ PR), as published (18
+    counted the entry state). A complete remission before the first course does not start LFS either."""
+    from allotrack.records.validate import validate_records
+    from allotrack.study.five_studies import five_study_records
+
+    recs = validate_records(five_study_records()["myeloma_mst"])
+    d = derive_endpoints(recs, endpoints=["os"], validate=False).data.set_index("patient_id")
+    assert d.loc["MM-001", "best_response"] == "SD"
+    assert d["best_response"].isin(["sCR", "CR", "VGPR", "PR"]).sum() == 17
+    history = Records.from_frames(
+        patients=pd.DataFrame({"patient_id": ["q1"], "sex": "F", "diagnosis": "AML", "diagnosis_date": "2020-01-01"}),
+        courses=pd.DataFrame({"course_id": ["c1"], "patient_id": ["q1"], "number": [1], "kind": ["induction"],
+                              "start_date": ["2020-03-01"]}),
+        assessments=pd.DataFrame({"patient_id": ["q1", "q1"], "item": "disease_response",
+                                  "date": ["2020-02-01", "2020-04-01"], "value_text": ["CR", "PR"]}),
+        follow_up=pd.DataFrame({"patient_id": ["q1"], "last_contact_date": ["2021-01-01"]}),
+    )  # fmt: skip
+    q = derive_endpoints(history, endpoints=["lfs"], today=date(2026, 1, 1)).data.iloc[0]
+    assert q["best_response"] == "PR" and q["cr"] == 0 and pd.isna(q["lfs_time"])

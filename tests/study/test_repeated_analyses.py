@@ -25,9 +25,11 @@ def test_paired_analysis_is_the_paired_test_on_the_patients_measured_twice():
     typed = validate_records(records)
     pairs = pd.DataFrame({"before": value_at_visit(typed, "cd4_pct", "before MST"),
                           "after": value_at_visit(typed, "cd4_pct", "after MST")}).dropna()  # fmt: skip
-    expected = paired_test(pairs, "before", "after")
+    expected = paired_test(pairs, "after", "before")  # the change, after − before
     row = block.data.iloc[0]
-    assert (row["pairs"], row["p_value"], row["estimate"]) == (14, expected.p_value, expected.estimate)
+    assert (row["pairs"], row["p_value"], row["change"]) == (14, expected.p_value, expected.estimate)
+    assert row["change"] == pytest.approx(-paired_test(pairs, "before", "after").estimate, rel=1e-12)
+    assert (row["median_before"], row["median_after"]) == (pairs["before"].median(), pairs["after"].median())
     assert block.notes[0].startswith("¹ Wilcoxon signed-rank test")
     t_plan = parse_plan(HEAD + '[[analyses]]\nkind = "paired"\nitem = "cd4_pct"\nbefore = "before MST"\n'
                                'after = "after MST"\nmethod = "t"\n')  # fmt: skip

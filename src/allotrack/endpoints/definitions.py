@@ -8,7 +8,8 @@ relapse on the day of death counts as relapse (so NRM sees a competing relapse, 
 
 Event kinds: ``death``; ``relapse`` (any row of the relapses table); ``death_without_relapse``;
 ``agvhd_2_4`` / ``agvhd_3_4`` (first acute GVHD assessment of grade ≥ 2 / ≥ 3);
-``cgvhd_systemic`` (chronic GVHD needing systemic therapy); ``refractory`` (no remission within the
+``cgvhd`` (first chronic GVHD assessment of NIH severity mild, moderate or severe); ``cgvhd_systemic`` (chronic
+GVHD needing systemic therapy); ``refractory`` (no remission within the
 endpoint's ``landmark_days``; the event is set on day 1 as ELN 2022 does for EFS).
 Origins: ``diagnosis``, ``randomization`` (the patient's randomisation date, else the enrolment record's),
 ``enrolment``, ``first_course``, ``first_infusion`` (any cell product), ``hsct`` (the first infusion of product
@@ -27,7 +28,8 @@ from dataclasses import dataclass
 
 ORIGINS = ("diagnosis", "randomization", "enrolment", "first_course", "first_infusion", "hsct", "first_remission")
 NAMED_ORIGINS = ("first_infusion:", "first_intervention:")  # followed by a product or an agent
-KINDS = ("death", "relapse", "death_without_relapse", "agvhd_2_4", "agvhd_3_4", "cgvhd_systemic", "refractory")
+KINDS = ("death", "relapse", "death_without_relapse", "agvhd_2_4", "agvhd_3_4", "cgvhd", "cgvhd_systemic",
+         "refractory")
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,7 @@ def _first(frame: pd.DataFrame, column: str, mask: pd.Series | None = None) -> p
 
 def _event_dates(t: Records, ids: pd.Index) -> dict[str, pd.Series]:
     """Per patient: the first date of every event kind and every origin (NaT when absent)."""
-    g, resp = views.gvhd(t), views.responses(t)
+    g, resp = views.gvhd(t), _responses_on_treatment(t)
     out = {
         "diagnosis": t["patients"].set_index("patient_id")["diagnosis_date"],
         "randomization": t["patients"].set_index("patient_id")["randomization_date"].fillna(
@@ -60,11 +60,23 @@ def _event_dates(t: Records, ids: pd.Index) -> dict[str, pd.Series]:
         "agvhd_2_4": _first(g, "date", (g["kind"] == "acute") & (g["grade"] >= 2)),
         "agvhd_3_4": _first(g, "date", (g["kind"] == "acute") & (g["grade"] >= 3)),
         "cgvhd_systemic": _first(g, "date", (g["kind"] == "chronic") & (g["systemic_therapy"].fillna(False))),
+        "cgvhd": _first(g, "date", (g["kind"] == "chronic") & g["severity"].isin(("mild", "moderate", "severe"))),
     }
     out = {k: v.reindex(ids).astype("datetime64[ns]") for k, v in out.items()}
     # same-day relapse and death: relapse first (death_without_relapse only if no relapse on or before death)
     out["death_without_relapse"] = out["death"].where(out["relapse"].isna() | (out["relapse"] > out["death"]))
     return out
+
+
+def _responses_on_treatment(t: Records) -> pd.DataFrame:
+    """Response assessments from the patient's first recorded course on: a response assessed before it (myeloma's
+    "response before MST") is the disease's state at entry, not a response to the treatment studied. A patient
+    without a recorded course (e.g. induction not recorded, a transplant as consolidation) keeps every assessment."""
+    resp = views.responses(t)
+    if t["courses"].empty or resp.empty:
+        return resp
+    began = pd.to_datetime(resp["patient_id"].map(_first(t["courses"], "start_date")))
+    return resp[began.isna().to_numpy() | (resp["date"] >= began).to_numpy()]
 
 
 def _named_origin(t: Records, ids: pd.Index, origin: str) -> pd.Series:
@@ -150,7 +162,7 @@ def _covariates(t: Records, ids: pd.Index, dates: dict[str, pd.Series], early_de
     donor.loc[no_link] = fallback.loc[no_link]
     at_date = dates["first_infusion"].fillna(p["diagnosis_date"])
     donor_age = donor["age"].astype("Float64").fillna(completed_years(donor["birth_date"], at_date))
-    resp = views.responses(t)
+    resp = _responses_on_treatment(t)
     rank = resp["category"].map({c: i for i, c in enumerate(RESPONSE_ORDER)})
     best = resp.assign(rank=rank).sort_values("rank").drop_duplicates("patient_id").set_index("patient_id")["category"]
     g = views.gvhd(t)

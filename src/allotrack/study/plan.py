@@ -315,8 +315,16 @@ class RecoveryAnalysis(_Analysis):
 
 
 class SimpleAnalysis(_Analysis):
-    kind: Literal["response", "adverse_events", "swimmer"]
+    kind: Literal["adverse_events", "swimmer"]
     by: str | None = None
+
+
+class ResponseAnalysis(_Analysis):
+    """Response and early-death rates: complete remission, or a best response among ``responders``."""
+
+    kind: Literal["response"]
+    by: str | None = None
+    responders: list[str] = []
 
 
 class ChimerismAnalysis(_Analysis):
@@ -329,7 +337,7 @@ class ChimerismAnalysis(_Analysis):
 Analysis = Annotated[
     KaplanMeierAnalysis | CoxAnalysis | CompetingAnalysis | TimeDependentCoxAnalysis | LandmarkAnalysis
     | BinaryAnalysis | PairedAnalysis | LongitudinalAnalysis | TrendAnalysis | RecoveryAnalysis | SimpleAnalysis
-    | ChimerismAnalysis,
+    | ChimerismAnalysis | ResponseAnalysis,
     Field(discriminator="kind"),
 ]
 

@@ -196,8 +196,9 @@ def _kind_text(plan: StudyPlan, kind: str) -> str:
     strata = sorted({s.replace("_", " ") for a in mine if (s := getattr(a, "strata", None))})
     within = (f" (stratified where stated by {', '.join(strata)}: comparisons within strata)" if strata else "")
     if kind == "km":
-        return ("Survival was estimated by the Kaplan–Meier method with log-transformed 95% confidence intervals "
-                f"and compared between groups by the log-rank test{within}.")  # fmt: skip
+        compared = any(getattr(a, "by", None) for a in mine)
+        return ("Survival was estimated by the Kaplan–Meier method with log-transformed 95% confidence intervals"
+                + (f" and compared between groups by the log-rank test{within}." if compared else "."))
     if kind == "competing":
         fine_gray = any(isinstance(a, CompetingAnalysis) and a.fine_gray for a in mine)
         return ("Cumulative incidences were estimated with competing risks (Aalen–Johansen) and compared by "

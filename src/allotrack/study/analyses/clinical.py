@@ -17,23 +17,33 @@ from allotrack.study import plan as sp
 from allotrack.study.context import Context
 
 
-def response_section(ctx: Context, a: sp.SimpleAnalysis) -> Section:
+def response_section(ctx: Context, a: sp.ResponseAnalysis) -> Section:
+    """Response rates with exact (Clopper–Pearson) intervals, overall and per group: complete remission (a
+    remission from the first course on), or, with ``responders``, a best response among those categories (e.g.
+    IMWG ≥ PR: ["sCR", "CR", "VGPR", "PR"]); and early death."""
     d = ctx.data
-    groups: list[tuple[str, pd.DataFrame]] = [("All patients", d)]
+    groups: list[tuple[str, pd.DataFrame]] = [("All analysed", d)]
     if a.by:
         groups += [(f"{ctx.label(a.by)}: {g}", d[d[a.by].astype(str) == g]) for g in ctx.ordered(d, a.by)]
+    if a.responders:
+        outcome = d["best_response"].isin(a.responders).astype(int)
+        what = f"Response ({', '.join(a.responders)})"
+    else:
+        outcome, what = d["cr"], "Complete remission"
     rows = []
     for name, sub in groups:
         row: dict[str, Any] = {"Group": name, "N": len(sub)}
-        for col, label in (("cr", "Complete remission"), ("early_death", "Early death")):
-            k, n = int(sub[col].fillna(0).sum()), int(sub[col].notna().sum())
+        for values, label in ((outcome.loc[sub.index], what), (sub["early_death"], "Early death")):
+            k, n = int(values.fillna(0).sum()), int(values.notna().sum())
             ci = sps.binomtest(k, n).proportion_ci(method="exact")
             row[f"{label}, n (%; 95% CI)"] = f"{k} ({format_percent(k / n)}%; {format_percent(ci.low)}–" \
                                              f"{format_percent(ci.high)}%)"
         rows.append(row)
-    note = ("Exact (Clopper–Pearson) 95% confidence intervals (R binom.test)",)
-    return Section("Response and early death", (), (TableBlock("Complete remission and early death", pd.DataFrame(rows),
-                                                                note),))  # fmt: skip
+    days = ctx.plan.endpoints.early_death_days
+    notes = ("Exact (Clopper–Pearson) 95% confidence intervals (R binom.test)",
+             f"Best response from the first course on; early death: death within {days} days of the first course")
+    return Section("Response and early death", (), (TableBlock(f"{what} and early death", pd.DataFrame(rows),
+                                                                notes),))  # fmt: skip
 
 
 GRADE_BANDS = (("Grade 1–2", 1, 2), ("Grade 3", 3, 3), ("Grade 4", 4, 4), ("Grade 5", 5, 5))

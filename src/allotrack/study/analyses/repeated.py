@@ -50,17 +50,18 @@ def paired_section(ctx: Context, a: PairedAnalysis) -> Section:
         if len(sub) < 2:
             rows.append({"Group": name, "Pairs": len(sub)})
             continue
-        result = paired_test(sub, "before", "after", method=a.method)
+        result = paired_test(sub, "after", "before", method=a.method)  # the change: after − before
+        est, lo, hi = _same_decimals(result.estimate, result.lower, result.upper)
         rows.append({"Group": name, "Pairs": len(sub), f"{a.before}, median (Q1, Q3)": _median(sub["before"]),
                      f"{a.after}, median (Q1, Q3)": _median(sub["after"]),
-                     "Difference (95% CI)¹": f"{_number(result.estimate)} ({_number(result.lower)} to "
-                                             f"{_number(result.upper)})",
-                     "p-value¹": format_pvalue(result.p_value)})  # fmt: skip
-        data.append({"group": name, "pairs": len(sub), "estimate": result.estimate, "lower": result.lower,
-                     "upper": result.upper, "statistic": result.statistic, "p_value": result.p_value})  # fmt: skip
+                     "Change (95% CI)¹": f"{est} ({lo} to {hi})", "p-value¹": format_pvalue(result.p_value)})
+        data.append({"group": name, "pairs": len(sub), "median_before": float(sub["before"].median()),
+                     "median_after": float(sub["after"].median()), "change": result.estimate,
+                     "lower": result.lower, "upper": result.upper, "statistic": result.statistic,
+                     "p_value": result.p_value})  # fmt: skip
     test = ("Wilcoxon signed-rank test (exact when there are no ties, else normal with continuity correction; R "
-            "wilcox.test paired); difference: Hodges–Lehmann pseudo-median of before − after"
-            if a.method == "wilcoxon" else "paired t-test (R t.test paired); difference: mean of before − after")
+            "wilcox.test paired); change: Hodges–Lehmann pseudo-median of after − before"
+            if a.method == "wilcoxon" else "paired t-test (R t.test paired); change: mean of after − before")
     notes = (f"¹ {test}.", f"Patients measured at both {a.before} and {a.after}.")
     return Section(a.title or f"{label}: {a.before} vs {a.after}", (),
                    (TableBlock(f"{label}, {a.before} and {a.after}", pd.DataFrame(rows), notes,
@@ -110,6 +111,15 @@ def longitudinal_section(ctx: Context, a: LongitudinalAnalysis) -> Section:
 def _median(values: pd.Series) -> str:
     q1, med, q3 = np.quantile(values.to_numpy(float), [0.25, 0.5, 0.75], method="inverted_cdf")
     return f"{_number(med)} ({_number(q1)}, {_number(q3)})"
+
+
+def _same_decimals(*values: float) -> list[str]:
+    """An estimate and its interval with the same number of decimals (by the largest magnitude: 0 from 100, 1 from
+    10, 2 from 1, else 3), with a true minus sign."""
+    finite = [abs(v) for v in values if np.isfinite(v)]
+    scale = max(finite) if finite else 0.0
+    decimals = 0 if scale >= 100 else 1 if scale >= 10 else 2 if scale >= 1 else 3
+    return [f"{v:,.{decimals}f}".replace("-", "−") if np.isfinite(v) else "—" for v in values]
 
 
 def _number(x: float) -> str:
