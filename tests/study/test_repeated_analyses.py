@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as sps
 
 from allotrack.endpoints.measurements import item_rows, value_at_visit
 from allotrack.records.validate import validate_records
+from allotrack.report.format import format_pvalue
 from allotrack.stats import mixed_model, paired_test
 from allotrack.study.five_studies import five_study_records
 from allotrack.study.plan import parse_plan
@@ -50,7 +52,13 @@ def test_longitudinal_analysis_is_the_mixed_model_over_visits():
     expected = mixed_model(long, "value ~ visit", "patient").estimated_means(["visit"]).table
     assert block.data["visit"].astype(str).tolist() == ["day 0", "day 1", "day 7"]
     np.testing.assert_allclose(block.data["estimate"], expected["estimate"], rtol=1e-9)
-    assert "no comparison between groups" in block.notes[1] and "19 patients, 57 measurements" in block.notes[2]
+    assert "no comparison between groups" in block.notes[2] and "19 patients, 57 measurements" in block.notes[-1]
+    # one group: the change over visits is tested (the Wald test of the visit terms and Friedman's test) and the
+    # singular fit said
+    wide = long.pivot_table(index="patient", columns="visit", values="value", observed=False).dropna()
+    friedman = sps.friedmanchisquare(*[wide[v] for v in ["day 0", "day 1", "day 7"]]).pvalue
+    assert f"Friedman test on the 19 patients measured at every visit p {format_pvalue(friedman)}" in block.notes[1]
+    assert any("singular fit" in n for n in block.notes)
 
 
 def test_longitudinal_analysis_by_group_reports_the_interaction():

@@ -219,6 +219,7 @@ class CoxAnalysis(_Analysis):
     multivariate: list[str] | None = None  # None: the univariate terms with p below `select_p`
     select_p: Annotated[float, Field(gt=0, le=1)] = 0.1
     strata: str | None = None
+    reference: dict[str, str] = {}  # the comparator level of a categorical variable, e.g. { arm = "basiliximab" }
 
 
 class CompetingAnalysis(_Analysis):

@@ -41,8 +41,9 @@ METHOD_TEXT = {
     "paired": "Measurements at two visits of the same patients were compared by the paired test named in each table "
               "(Wilcoxon signed-rank with the Hodges–Lehmann estimate, or the paired t-test).",
     "longitudinal": "Repeated measurements were analysed by a linear mixed model with a random intercept per patient "
-                    "(REML), reporting estimated means per visit and group and the Wald test of the visit × group "
-                    "interaction.",
+                    "(REML), reporting estimated means per visit (and group) with the Wald test of the visit × group "
+                    "interaction where groups were compared, else of the visit terms together with Friedman's test "
+                    "on the patients measured at every visit.",
     "trend": "Dose–response trends were tested by the Cochran–Armitage test (binary outcomes) or the "
              "Jonckheere–Terpstra test (measurements) across ordered dose levels.",
     "response": "Rates are given with exact (Clopper–Pearson) 95% confidence intervals.",

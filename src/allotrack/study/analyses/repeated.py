@@ -24,7 +24,7 @@ from allotrack.records.retired import choice_code
 from allotrack.report.document import Section, TableBlock
 from allotrack.report.format import format_pvalue
 from allotrack.stats.mixed import mixed_model
-from allotrack.stats.paired import paired_test
+from allotrack.stats.paired import friedman_test, paired_test
 from allotrack.study.plan import LongitudinalAnalysis, PairedAnalysis, TrendAnalysis
 
 if TYPE_CHECKING:
@@ -100,8 +100,19 @@ def longitudinal_section(ctx: Context, a: LongitudinalAnalysis) -> Section:
     if "group" in at:
         notes.append("Visit × group interaction (does the course over visits differ between groups?): Wald "
                      f"chi-square p {format_pvalue(_interaction_p(model))}.")  # fmt: skip
-    elif a.by is not None:
-        notes.append(f"One {ctx.label(a.by)} only among the patients measured: no comparison between groups.")
+    else:
+        complete = long.pivot_table(index="patient", columns="visit", values="value", observed=False).dropna()
+        friedman_p = (friedman_test(complete.reset_index().melt(id_vars="patient", var_name="visit"), "value",
+                                    "visit", "patient").p_value if len(complete) >= 2 else float("nan"))  # fmt: skip
+        wald = format_pvalue(_wald_p(model, "visit"))
+        notes.append(f"Change over visits: Wald chi-square test of the visit terms p {wald}"
+                     f"; Friedman test on the {len(complete)} patients measured at every visit p "
+                     f"{format_pvalue(friedman_p)} (R friedman.test).")  # fmt: skip
+        if a.by is not None:
+            notes.append(f"One {ctx.label(a.by)} only among the patients measured: no comparison between groups.")
+    if model.intercept_var <= 1e-8 * max(model.residual_var, 1e-300):
+        notes.append("The patient random-intercept variance is estimated at 0 (a singular fit, as lme4 would warn): "
+                     "the measurements of a patient were no more alike than those of different patients.")
     notes.append(f"{long['patient'].nunique()} patients, {len(long)} measurements; patients with missed visits "
                  "keep their other visits.")  # fmt: skip
     caption = f"{label} by visit" + (f" and {ctx.label(a.by or '')}" if "group" in at else "")
@@ -133,8 +144,13 @@ def _number(x: float) -> str:
 
 def _interaction_p(model: object) -> float:
     """Joint Wald chi-square test that every visit × group coefficient is 0."""
+    return _wald_p(model, ":")
+
+
+def _wald_p(model: object, part: str) -> float:
+    """Joint Wald chi-square test that every fixed-effect coefficient whose name contains ``part`` is 0."""
     names = list(model.coef_names)  # type: ignore[attr-defined]
-    chosen = [i for i, n in enumerate(names) if ":" in n]
+    chosen = [i for i, n in enumerate(names) if part in n]
     if not chosen:
         return float("nan")
     beta = np.asarray(model.coef)[chosen]  # type: ignore[attr-defined]

@@ -15,6 +15,7 @@ import pandas as pd
 
 import allotrack as at
 from allotrack.endpoints.timevarying import counting_process
+from allotrack.errors import InputError
 from allotrack.report.clinical_figures import plot_forest
 from allotrack.report.document import FigureBlock, Section, TableBlock
 from allotrack.report.figures import plot_cumulative_incidence, plot_survival
@@ -181,14 +182,19 @@ def _split_term(term: str) -> tuple[str, str]:
     return term, "per unit"
 
 
-def _term_rows(summary: pd.DataFrame, ctx: Context, label: str | None = None) -> list[dict[str, Any]]:
+def _term_rows(summary: pd.DataFrame, ctx: Context, label: str | None = None,
+               frame: pd.DataFrame | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    data = ctx.data if frame is None else frame
     rows = []
     for term, r in summary.iterrows():
         var, level = _split_term(str(term))
-        if level == "per unit" and var in ctx.data and set(ctx.data[var].dropna().unique()) <= {0, 1}:
+        if level == "per unit" and var in data and set(data[var].dropna().unique()) <= {0, 1}:
             level = "yes vs no"
-        elif level != "per unit" and var in ctx.data:  # name the reference level (formulaic: the first sorted)
-            level = f"{level} vs {sorted(str(v) for v in ctx.data[var].dropna().unique())[0]}"
+        elif level != "per unit" and var in data:  # name the reference level (the first category, else sorted)
+            values = data[var]
+            first = (values.cat.categories[0] if isinstance(values.dtype, pd.CategoricalDtype)
+                     else sorted(str(v) for v in values.dropna().unique())[0])  # fmt: skip
+            level = f"{level} vs {first}"
         rows.append({"Variable": label or ctx.label(var), "Term": level if label is None else "",
                      "HR (95% CI)": f"{format_ratio(r['hr'])} ({format_ratio(r['hr_lower'])}–"
                                     f"{format_ratio(r['hr_upper'])})",
@@ -218,11 +224,17 @@ def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
     strata = [a.strata] if a.strata else []
     if a.strata:
         d = d.dropna(subset=strata)
+    for var, ref in a.reference.items():  # the comparator level first: formulaic's reference
+        others = sorted(str(v) for v in d[var].dropna().unique() if str(v) != ref)
+        if len(others) == d[var].dropna().astype(str).nunique():
+            raise InputError(f"reference {ref!r} is not a value of {var!r} ({others})", table="plan",
+                             column=f"reference.{var}")  # fmt: skip
+        d = d.assign(**{var: pd.Categorical(d[var].astype(str).where(d[var].notna()), categories=[ref, *others])})
     for var in a.univariate:
         sub = d.dropna(subset=[var])
         model = at.cox_ph(sub, "time", "status", formula=_formula_term(var, sub), strata=a.strata)
         p_by_var[var] = model.test("likelihood ratio").p_value
-        rows = _term_rows(model.summary, ctx)
+        rows = _term_rows(model.summary, ctx, frame=sub)
         for k, row in enumerate(rows):  # the test that chose the variables is shown, once per variable
             row["Likelihood-ratio p²"] = format_pvalue(p_by_var[var]) if k == 0 else ""
             row["_lr"] = p_by_var[var]
@@ -248,7 +260,7 @@ def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
         sub = d.dropna(subset=chosen)
         model = at.cox_ph(sub, "time", "status", formula=" + ".join(_formula_term(v, sub) for v in chosen),
                           strata=a.strata)  # fmt: skip
-        rows = _term_rows(model.summary, ctx)
+        rows = _term_rows(model.summary, ctx, frame=sub)
         tables.append(TableBlock(f"{ep.label}: multivariate Cox model (n = {model.n}, events = {model.n_events})",
                                  pd.DataFrame(rows).drop(columns=hidden),
                                  (f"Cox proportional hazards (Efron ties, R coxph){stratified}; Wald p-values",),
@@ -285,10 +297,14 @@ def time_dependent_cox_section(ctx: Context, a: sp.TimeDependentCoxAnalysis) -> 
     return Section(f"{ep.label}: courses as a time-dependent covariate", (text,), (table,))
 
 
+KIND_LABELS = {"cgvhd": "chronic GVHD", "cgvhd_systemic": "chronic GVHD needing systemic therapy",
+               "agvhd_2_4": "grade II–IV acute GVHD", "agvhd_3_4": "grade III–IV acute GVHD"}  # fmt: skip
+
+
 def _competing_label(ep: Any) -> str:
     """The competing event as a report names it: "Death without relapse" for relapse with death competing."""
-    competing = " or ".join(k.replace("_", " ") for k in ep.competing)
-    events = " or ".join(k.replace("_", " ") for k in ep.events)
+    competing = " or ".join(KIND_LABELS.get(k, k.replace("_", " ")) for k in ep.competing)
+    events = " or ".join(KIND_LABELS.get(k, k.replace("_", " ")) for k in ep.events)
     return f"{competing.capitalize()} without {events}" if competing == "death" else competing.capitalize()
 
 
