@@ -145,7 +145,7 @@ def test_the_variable_selection_test_is_the_test_shown():
 
     section = next(s for s in _result().document.sections if s.title.endswith("Cox regression"))
     uni = section.tables[0]
-    assert "Likelihood-ratio p²" in uni.frame.columns and uni.notes[1].startswith("² Likelihood-ratio test")
+    assert "Likelihood-ratio p¹" in uni.frame.columns and uni.notes[1].startswith("¹ Likelihood-ratio test")
     plan = _result().plan
     cox = next(a for a in plan.analyses if a.kind == "cox")
     d = _result().dataset.dropna(subset=[f"{cox.endpoint}_time"])
@@ -156,7 +156,7 @@ def test_the_variable_selection_test_is_the_test_shown():
     from allotrack.study.analyses.survival import _formula_term
 
     lr = at.cox_ph(sub, "time", "status", formula=_formula_term(var, sub)).test("likelihood ratio").p_value
-    assert uni.frame["Likelihood-ratio p²"].iloc[0] == format_pvalue(lr)
+    assert uni.frame["Likelihood-ratio p¹"].iloc[0] == format_pvalue(lr)
     assert {"hr", "hr_lower", "hr_upper", "p_wald"} <= set(uni.data.columns)
 
 

@@ -149,7 +149,7 @@ def test_subgroups_have_an_odds_ratio_each_an_interaction_test_and_a_forest_plot
     p = sps.chi2.sf(main.deviance - full.deviance, 1)
     from allotrack.report.format import format_pvalue
 
-    assert table.loc["Sex: F", "Interaction p²"] == format_pvalue(p)
+    assert table.loc["Sex: F", "Interaction p¹"] == format_pvalue(p)
     assert len(section.figures) == 1
 
 

@@ -133,7 +133,7 @@ def test_the_imak_plan_reports_remission_by_disease_toxicity_and_early_loss_of_d
     assert (chimerism["Patients"], chimerism["Tests"]) == (6, 36)
     assert chimerism["Last day detected after an infusion, median (range)"] == "6 (6–6)"
     landmarks = _section("imak", "Overall survival and remission duration at 1 and 5 years").tables[0]
-    lfs = landmarks.data[(landmarks.data["endpoint"] == "lfs") & (landmarks.data["time"] == 60)].iloc[0]
+    lfs = landmarks.data[(landmarks.data["endpoint"] == "remission") & (landmarks.data["time"] == 60)].iloc[0]
     assert lfs["n"] == 23 and lfs["estimate"] > 0
     baseline = _section("imak", "Baseline characteristics").tables[0].frame
     assert "not tested" in set(baseline["Characteristic"])  # the choice's label, not its code

@@ -3,6 +3,8 @@ a swimmer plot of each patient's courses, infusions, remission, relapse and deat
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -24,6 +26,7 @@ def plot_forest(rows: pd.DataFrame, xlabel: str = "Hazard ratio (95% CI, log sca
                 ecolor="#1f4e79", capsize=3, markersize=5)  # fmt: skip
     ax.axvline(1.0, color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log")
+    _ratio_ticks(ax, float(np.nanmin(rows["_lo"])), float(np.nanmax(rows["_hi"])))
     names = [f"{v}: {t}" if v and t and t != "per unit" else str(v or t)
              for v, t in zip(rows.get("Variable", [""] * n), rows["Term"], strict=True)]  # fmt: skip
     ax.set_yticks(y, names)
@@ -35,6 +38,19 @@ def plot_forest(rows: pd.DataFrame, xlabel: str = "Hazard ratio (95% CI, log sca
     ax.spines[["top", "right"]].set_visible(False)
     fig.subplots_adjust(left=0.35, right=0.68)
     return fig
+
+
+def _ratio_ticks(ax: Any, low: float, high: float) -> None:
+    """Plain ratio ticks on a log axis (0.1, 0.2, 0.5, 1, 2, 5, 10 …: no 10⁻¹ and no overlapping minor labels)."""
+    from matplotlib.ticker import FixedLocator, NullFormatter, NullLocator
+
+    candidates = [b * 10.0**e for e in range(-3, 4) for b in (1, 2, 5)]
+    lo, hi = min(low, 1.0) if low > 0 else 0.1, max(high, 1.0)
+    ticks = [t for t in candidates if lo / 1.5 <= t <= hi * 1.5]
+    ax.xaxis.set_major_locator(FixedLocator(ticks))
+    ax.set_xticklabels([f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_chimerism(chimerism: pd.DataFrame, patients: pd.DataFrame | None = None, unit: str = "months",

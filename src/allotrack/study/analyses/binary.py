@@ -99,10 +99,10 @@ def _adjusted(ctx: Context, a: BinaryAnalysis, frame: pd.DataFrame, first: str, 
         odds = cmh.common_odds_ratio
         rows.append({"Analysis": f"Stratified by {ctx.label(a.strata)} ({len(layers)} strata)",
                      "Odds ratio (95% CI)": f"{odds.estimate:.2f} ({odds.lower:.2f}–{odds.upper:.2f})",
-                     "p-value": f"{format_pvalue(cmh.chisq.p_value)}³"})  # fmt: skip
+                     "p-value": f"{format_pvalue(cmh.chisq.p_value)}¹"})  # fmt: skip
         data.append({"analysis": "cmh", "odds_ratio": odds.estimate, "lower": odds.lower, "upper": odds.upper,
                      "p_value": cmh.chisq.p_value})  # fmt: skip
-        notes.append("³ Cochran–Mantel–Haenszel test without continuity correction (R mantelhaen.test(correct = "
+        notes.append("¹ Cochran–Mantel–Haenszel test without continuity correction (R mantelhaen.test(correct = "
                      "FALSE)); Mantel–Haenszel common odds ratio with the Robins–Breslow–Greenland interval.")
     if a.adjust:
         sub = frame.dropna(subset=list(a.adjust)).assign(
@@ -150,7 +150,7 @@ def _subgroups(ctx: Context, a: BinaryAnalysis, frame: pd.DataFrame, first: str,
                  for g in (first, reference)}  # fmt: skip
             row = {"Subgroup": f"{ctx.label(var)}: {level}", first: f"{n[first][0]}/{n[first][1]}",
                    reference: f"{n[reference][0]}/{n[reference][1]}", "Odds ratio (95% CI)": "—",
-                   "Interaction p²": format_pvalue(p_int) if k == 0 and p_int == p_int else ""}  # fmt: skip
+                   "Interaction p¹": format_pvalue(p_int) if k == 0 and p_int == p_int else ""}  # fmt: skip
             if min(n[first][1], n[reference][1]) > 0:
                 odds = binary_counts(*n[first], *n[reference]).odds_ratio
                 row["Odds ratio (95% CI)"] = f"{odds.estimate:.2f} ({odds.lower:.2f}–{odds.upper:.2f})"
@@ -159,7 +159,7 @@ def _subgroups(ctx: Context, a: BinaryAnalysis, frame: pd.DataFrame, first: str,
                                    "_lo": odds.lower, "_hi": odds.upper, "_p": p_int})  # fmt: skip
             shown.append(row)
     notes = ("Odds ratio per subgroup as the conditional maximum-likelihood estimate with its exact interval.",
-             "² Likelihood-ratio test of the arm × subgroup interaction (logistic regression with and without it); "
+             "¹ Likelihood-ratio test of the arm × subgroup interaction (logistic regression with and without it); "
              "blank when not estimable (a level without events or without both arms).")  # fmt: skip
     return TableBlock(f"Subgroups: {first} vs {reference}", pd.DataFrame(shown), notes), pd.DataFrame(forest)
 

@@ -167,8 +167,11 @@ def landmark_section(ctx: Context, a: sp.LandmarkAnalysis) -> Section:
     frame = pd.DataFrame(rows)
     if set(frame["Estimate"]) == {"survival"}:
         frame = frame.drop(columns="Estimate")
-    notes = ("Kaplan–Meier survival (95% CI, log transformation, R survfit); cumulative incidence with competing "
-             "events (Aalen–Johansen, 95% CI log-log, R cmprsk cuminc); — beyond the group's last follow-up",)
+    kinds = set(frame["Estimate"]) if "Estimate" in frame else {"survival"}
+    used = ([] if "survival" not in kinds else ["Kaplan–Meier survival (95% CI, log transformation, R survfit)"]) + (
+        [] if "cumulative incidence" not in kinds else ["cumulative incidence with competing events (Aalen–Johansen, "
+                                                        "95% CI log-log, R cmprsk cuminc)"])  # fmt: skip
+    notes = ("; ".join(used) + "; — beyond the group's last follow-up",)
     cols = ["endpoint", "estimate_of", "group", "n", "time_label", "time", "estimate", "lower", "upper"]
     return Section("Estimates at landmark times", (), (TableBlock("Estimates at landmark times", frame, notes,
                                                                   data=pd.concat(data)[cols]),))  # fmt: skip
@@ -236,7 +239,7 @@ def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
         p_by_var[var] = model.test("likelihood ratio").p_value
         rows = _term_rows(model.summary, ctx, frame=sub)
         for k, row in enumerate(rows):  # the test that chose the variables is shown, once per variable
-            row["Likelihood-ratio p²"] = format_pvalue(p_by_var[var]) if k == 0 else ""
+            row["Likelihood-ratio p¹"] = format_pvalue(p_by_var[var]) if k == 0 else ""
             row["_lr"] = p_by_var[var]
         uni_rows += rows
     chosen = a.multivariate if a.multivariate is not None else [v for v in a.univariate if p_by_var[v] < a.select_p]
@@ -245,7 +248,7 @@ def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
         else ""  # fmt: skip
     selecting = a.multivariate is None and len(a.univariate) > 1
     uni_notes = (f"Cox proportional hazards (Efron ties, R coxph){stratified}; p-value: Wald test of each term",
-                 "² Likelihood-ratio test of the variable (all its terms)"
+                 "¹ Likelihood-ratio test of the variable (all its terms)"
                  + (", the test that chose the multivariate model's variables" if selecting else ""))
     single = len(a.univariate) == 1
     caption = f"{ep.label}: Cox model" if single else f"{ep.label}: univariate Cox models"
