@@ -357,7 +357,7 @@ def competing_section(ctx: Context, a: sp.CompetingAnalysis) -> Section:
         figures.append(FigureBlock(f"{ep.label} by {ctx.label(by)} ({test_name} p {format_pvalue(gray.p_value)})",
                                    plot_cumulative_incidence(fit, cause=1, pvalue=gray.p_value, labels=order,
                                    test_name=test_name, xlabel=xlabel,
-                                   ylabel=f"Cumulative incidence of {ep.label.split(' (')[0].lower()}",
+                                   ylabel=f"Cumulative incidence of {lower_first(ep.label.split(' (')[0])}",
                                    figsize=(7.0, 5.0))))  # fmt: skip
     frame = pd.DataFrame(rows)
     if not a.both_causes:
