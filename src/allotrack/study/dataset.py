@@ -9,6 +9,8 @@ leukaemia-free).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
@@ -18,7 +20,10 @@ from allotrack.errors import InputError
 from allotrack.records.dates import DAYS_PER_YEAR
 from allotrack.records.dictionary import DataDictionary, default_dictionary
 from allotrack.records.schema import Records
-from allotrack.study.plan import GroupVariable, StudyPlan, VariableSpec
+from allotrack.study.plan import GroupVariable, MatchingSpec, StudyPlan, VariableSpec
+
+if TYPE_CHECKING:
+    from allotrack.design.matching import MatchResult
 
 # the per-patient covariates every analysis dataset has (from derive_endpoints and the columns added here), which
 # a plan may group by without declaring them in [[groups]]
@@ -155,4 +160,39 @@ def analysis_dataset(records: Records, plan: StudyPlan, validate: bool = True,
             raise InputError(f"group '{spec.name}' cuts an unknown variable (known: {sorted(data.columns)})",
                              table="plan", column=spec.variable)  # fmt: skip
         data[spec.name] = group_variable(data[spec.variable], spec)
-    return data.drop(columns=["rfs_dx_time", "rfs_dx_status"])
+    data = data.drop(columns=["rfs_dx_time", "rfs_dx_status"])
+    if plan.matching is not None:
+        result = plan_matching(data, plan.matching)
+        sets = result.sets_frame().set_index("patient_id")
+        data[plan.matching.set_column] = data["patient_id"].map(sets["set_id"])
+        data[f"{plan.matching.set_column}_weight"] = data["patient_id"].map(sets["weight"])
+    return data
+
+
+def plan_matching(data: pd.DataFrame, spec: MatchingSpec) -> MatchResult:
+    """The plan's [matching] on the analysis dataset: the treated patients (``spec.treated``) and the candidate
+    controls (the others, within ``spec.among``), complete in the matching columns, matched by
+    :func:`allotrack.design.match_controls`."""
+    from allotrack.design.matching import match_controls
+    from allotrack.records.branching import holds, parse
+
+    def condition(text: str) -> np.ndarray:
+        tree = parse(text)
+        rows = data.to_dict("records")
+        return np.asarray([holds(tree, {str(k): (None if v is pd.NA else v) for k, v in row.items()})
+                           for row in rows], dtype=np.bool_)  # fmt: skip
+
+    treated = condition(spec.treated)
+    keep = treated | (condition(spec.among) if spec.among else np.ones(len(data), dtype=np.bool_))
+    caliper_columns = [c for c in (spec.caliper if isinstance(spec.caliper, dict) else {}) if c != "distance"]
+    columns = list(dict.fromkeys([*spec.covariates, *spec.exact, *caliper_columns]))
+    frame = data.loc[keep, ["patient_id", *columns]].assign(_treated=treated[keep]).dropna(subset=columns)
+    if not frame["_treated"].any() or frame["_treated"].all():
+        raise InputError(f"matching: the condition {spec.treated!r} must hold for some patients and not for others "
+                         f"(treated {int(frame['_treated'].sum())} of {len(frame)} with complete matching columns)",
+                         table="plan", column="matching.treated")  # fmt: skip
+    return match_controls(frame.reset_index(drop=True), "_treated", spec.covariates or None,
+                          exact=spec.exact or None, distance=spec.distance, ratio=spec.ratio,
+                          max_ratio=spec.max_ratio, caliper=spec.caliper,
+                          std_caliper=not isinstance(spec.caliper, dict), replace=spec.replace,
+                          m_order=spec.m_order, seed=spec.seed, ids="patient_id")  # fmt: skip

@@ -132,6 +132,28 @@ class VariableSpec(_Strict):
         return self
 
 
+class MatchingSpec(_Strict):
+    """Controls matched to the treated patients of the analysis dataset before any analysis runs
+    (:func:`allotrack.design.match_controls`, MatchIt's nearest-neighbour semantics): ``treated`` is a condition in
+    branching-logic syntax (``[cohort] = 'case'``), ``among`` optionally limits the candidates; the set of each
+    matched patient goes into the dataset column ``set_column`` (and its MatchIt weight into
+    ``<set_column>_weight``), so that analyses can compare within sets (``strata = "matched_set"``);
+    ``kind = "balance"`` reports the balance before and after."""
+
+    treated: str
+    among: str | None = None
+    covariates: list[str] = []
+    exact: list[str] = []
+    distance: Literal["glm", "mahalanobis", "euclidean"] = "glm"
+    ratio: Annotated[int, Field(ge=1)] = 1
+    max_ratio: Annotated[int, Field(ge=1)] | None = None
+    caliper: float | dict[str, float] | None = None
+    replace: bool = False
+    m_order: Literal["largest", "smallest", "random", "data"] | None = None
+    seed: int | None = None
+    set_column: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")] = "matched_set"
+
+
 class EndpointSpec(_Strict):
     """A study's own endpoint: its time origin (see :mod:`allotrack.endpoints.definitions`: diagnosis, hsct,
     randomization, enrolment, first_course, first_infusion, first_infusion:<product>,
@@ -315,6 +337,13 @@ class RecoveryAnalysis(_Analysis):
     courses: Literal["induction", "all"] = "all"
 
 
+class BalanceAnalysis(_Analysis):
+    """The balance of the plan's [matching] before and after (MatchIt's summary: standardised mean differences,
+    variance ratios, eCDF statistics) with a Love plot."""
+
+    kind: Literal["balance"]
+
+
 class SimpleAnalysis(_Analysis):
     kind: Literal["adverse_events", "swimmer"]
     by: str | None = None
@@ -338,7 +367,7 @@ class ChimerismAnalysis(_Analysis):
 Analysis = Annotated[
     KaplanMeierAnalysis | CoxAnalysis | CompetingAnalysis | TimeDependentCoxAnalysis | LandmarkAnalysis
     | BinaryAnalysis | PairedAnalysis | LongitudinalAnalysis | TrendAnalysis | RecoveryAnalysis | SimpleAnalysis
-    | ChimerismAnalysis | ResponseAnalysis,
+    | ChimerismAnalysis | ResponseAnalysis | BalanceAnalysis,
     Field(discriminator="kind"),
 ]
 
@@ -363,6 +392,7 @@ class StudyPlan(_Strict):
     data: DataSource
     variables: list[VariableSpec] = []  # derived first: [[groups]] may cut them
     groups: list[GroupVariable] = []
+    matching: MatchingSpec | None = None  # derived last: it may match on variables and groups
     endpoints: EndpointChoice = EndpointChoice()
     baseline: Baseline | None = None
     analyses: list[Analysis] = []
@@ -379,6 +409,12 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
 
     out: list[tuple[tuple[str | int, ...], str]] = []
     groups = {g.name for g in plan.groups} | {v.name for v in plan.variables}
+    if plan.matching is not None:
+        groups |= {plan.matching.set_column, f"{plan.matching.set_column}_weight"}
+        out += _matching_problems(plan, groups - {plan.matching.set_column, f"{plan.matching.set_column}_weight"})
+    elif any(isinstance(a, BalanceAnalysis) for a in plan.analyses):
+        i = next(i for i, a in enumerate(plan.analyses) if isinstance(a, BalanceAnalysis))
+        out.append((("analyses", i, "kind"), "a balance analysis needs the plan's [matching]"))
     later = set(KNOWN_LATER) | {g.name for g in plan.groups if g.variable in KNOWN_LATER}
     for i, spec in enumerate(plan.endpoints.define):
         if spec.name in ENDPOINTS:
@@ -451,6 +487,39 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
         if plan.baseline.by not in groups and plan.baseline.by not in DATASET_COLUMNS:
             out.append((("baseline", "by"), f"groups by {plan.baseline.by!r}, which is neither a [[groups]] "
                         "or [[variables]] name nor a column of the analysis dataset"))  # fmt: skip
+    return out
+
+
+def _matching_problems(plan: StudyPlan, known: set[str]) -> list[tuple[tuple[str | int, ...], str]]:
+    """The [matching] table's names: conditions that parse and columns the analysis dataset has."""
+    from allotrack.records.branching import UnsupportedLogic, items_of, parse
+    from allotrack.study.dataset import DATASET_COLUMNS
+
+    m = plan.matching
+    assert m is not None
+    out: list[tuple[tuple[str | int, ...], str]] = []
+    columns = known | DATASET_COLUMNS
+    for key in ("treated", "among"):
+        text = getattr(m, key)
+        if text is None:
+            continue
+        try:
+            unknown = sorted(items_of(parse(text)) - columns)
+        except UnsupportedLogic as err:
+            out.append((("matching", key), f"cannot read the condition: {err}"))
+            continue
+        if unknown:
+            out.append((("matching", key), f"names {', '.join(map(repr, unknown))}, which the analysis dataset "
+                        "does not have"))  # fmt: skip
+    caliper_names = list(m.caliper) if isinstance(m.caliper, dict) else []
+    for key, names in (("covariates", m.covariates), ("exact", m.exact), ("caliper", caliper_names)):
+        for name in names:
+            if name not in columns and not (key == "caliper" and name == "distance"):
+                out.append((("matching", key), f"{name!r} is not a column of the analysis dataset"))
+    if m.set_column in columns:
+        out.append((("matching", "set_column"), f"{m.set_column!r} is already a column of the analysis dataset"))
+    if m.distance == "glm" and not m.covariates:
+        out.append((("matching", "covariates"), "a propensity score (distance = \"glm\") needs covariates"))
     return out
 
 

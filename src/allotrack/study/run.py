@@ -47,6 +47,9 @@ METHOD_TEXT = {
     "trend": "Dose–response trends were tested by the Cochran–Armitage test (binary outcomes) or the "
              "Jonckheere–Terpstra test (measurements) across ordered dose levels.",
     "response": "Rates are given with exact (Clopper–Pearson) 95% confidence intervals.",
+    "balance": "Controls were matched to treated patients by greedy nearest-neighbour matching (MatchIt's rules, "
+               "as stated with the balance table); balance is shown as standardised mean differences, variance "
+               "ratios and eCDF statistics before and after matching.",
     "recovery": "Hematopoietic recovery was counted from daily blood counts by the rule named in its table; where "
                 "a patient had several courses, each patient's median was summarised (courses are correlated).",
     "adverse_events": "Adverse events are summarised as the number of patients by their worst CTCAE grade per "
