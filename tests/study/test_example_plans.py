@@ -172,3 +172,26 @@ def test_the_msc_plan_has_the_trials_baseline_secondary_endpoints_and_the_arms_h
     d = result.dataset.dropna(subset=["os_rand_time"]).assign(msc=lambda f: (f["arm"] == "MSC + basiliximab") * 1.0)
     expected = at.cox_ph(d, "os_rand_time", "os_rand_status", covariates=["msc"], strata="stratum").summary.iloc[0]
     assert cox.data["hr"].iloc[0] == pytest.approx(float(expected["hr"]), rel=1e-9)
+
+
+def test_the_msc_plan_reports_the_consort_flow_counted_from_the_records():
+    """130 enrolled and randomised (the patient found ineligible after randomisation stays in ITT), 65 per arm,
+    per-protocol 62 and 63 with the exclusion reasons of the population records, deaths by day 364 per arm."""
+    from allotrack.records.validate import validate_records
+    from allotrack.study.five_studies import five_study_records
+
+    section = _section("msc_rct", "Patient flow (CONSORT)")
+    flow = section.tables[0].frame
+    n = {(r.Stage, r.Arm): r.n for r in flow.itertuples()}
+    assert (n[("Enrolled (assessed for eligibility)", "")], n[("Randomised", "")]) == (130, 130)
+    assert n[("Allocated", "MSC + basiliximab")] == n[("Allocated", "basiliximab")] == 65
+    assert (n[("Analysed: per-protocol", "MSC + basiliximab")], n[("Analysed: per-protocol", "basiliximab")]) == (62, 63)
+    assert n[("Excluded from per-protocol: fewer than 4 MSC infusions", "MSC + basiliximab")] == 2
+    recs = validate_records(five_study_records()["msc_rct"])
+    enrol = recs["enrolments"].set_index("patient_id")
+    deaths = recs["deaths"].set_index("patient_id")["date"]
+    days = (deaths - enrol.loc[deaths.index, "randomisation_date"]).dt.days
+    for arm in ("MSC + basiliximab", "basiliximab"):
+        died = int((days[enrol.loc[days.index, "arm"] == arm] <= 364).sum())
+        assert n[("Died by day 364", arm)] == died
+    assert section.figures

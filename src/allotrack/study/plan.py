@@ -344,6 +344,16 @@ class BalanceAnalysis(_Analysis):
     kind: Literal["balance"]
 
 
+class ConsortAnalysis(_Analysis):
+    """The CONSORT flow of a randomised trial from the study-design records (``study``: the enrolments of one
+    study, default all): analysis ``populations`` per arm with their exclusions, follow-up to ``horizon_days``."""
+
+    kind: Literal["consort"]
+    study: str | None = None
+    populations: list[str] = []
+    horizon_days: Annotated[float, Field(gt=0)] = 365
+
+
 class SimpleAnalysis(_Analysis):
     kind: Literal["adverse_events", "swimmer"]
     by: str | None = None
@@ -367,7 +377,7 @@ class ChimerismAnalysis(_Analysis):
 Analysis = Annotated[
     KaplanMeierAnalysis | CoxAnalysis | CompetingAnalysis | TimeDependentCoxAnalysis | LandmarkAnalysis
     | BinaryAnalysis | PairedAnalysis | LongitudinalAnalysis | TrendAnalysis | RecoveryAnalysis | SimpleAnalysis
-    | ChimerismAnalysis | ResponseAnalysis | BalanceAnalysis,
+    | ChimerismAnalysis | ResponseAnalysis | BalanceAnalysis | ConsortAnalysis,
     Field(discriminator="kind"),
 ]
 

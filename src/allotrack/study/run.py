@@ -47,6 +47,8 @@ METHOD_TEXT = {
     "trend": "Dose–response trends were tested by the Cochran–Armitage test (binary outcomes) or the "
              "Jonckheere–Terpstra test (measurements) across ordered dose levels.",
     "response": "Rates are given with exact (Clopper–Pearson) 95% confidence intervals.",
+    "consort": "The flow of patients is reported as CONSORT 2010 recommends, counted from the study-design "
+               "records.",
     "balance": "Controls were matched to treated patients by greedy nearest-neighbour matching (MatchIt's rules, "
                "as stated with the balance table); balance is shown as standardised mean differences, variance "
                "ratios and eCDF statistics before and after matching.",

@@ -16,6 +16,7 @@ from allotrack.study.analyses.clinical import (
     response_section,
     swimmer_section,
 )
+from allotrack.study.analyses.consort import consort_section
 from allotrack.study.analyses.matching import balance_section
 from allotrack.study.analyses.recovery import recovery_section
 from allotrack.study.analyses.repeated import longitudinal_section, paired_section, trend_section
@@ -31,7 +32,7 @@ from allotrack.study.context import Context
 __all__ = ["RUNNERS", "Context"]
 
 RUNNERS: dict[str, Callable[[Context, Any], Section]] = {
-    "balance": balance_section, "binary": binary_section, "paired": paired_section,
+    "balance": balance_section, "binary": binary_section, "consort": consort_section, "paired": paired_section,
     "longitudinal": longitudinal_section, "trend": trend_section,
     "km": kaplan_meier_section, "landmarks": landmark_section, "cox": cox_section,
     "time_dependent_cox": time_dependent_cox_section, "competing": competing_section, "response": response_section,
