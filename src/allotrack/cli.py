@@ -672,6 +672,7 @@ def user_add(
     centre: str | None = typer.Option(None, help="The user's centre (data access group); required except for "
                                       "administrators."),
     db: str | None = DB_OPTION,
+    blinded: bool = typer.Option(False, help="A blinded account never sees a randomised arm."),
     password: str = typer.Option(..., prompt=True, hide_input=True, confirmation_prompt=True),
 ) -> None:
     """Create a web account (the first one: an administrator)."""
@@ -679,7 +680,7 @@ def user_add(
 
     store = _open_store(db, must_exist=False)
     try:
-        user = add_user(store.engine, username, password, role, centre)
+        user = add_user(store.engine, username, password, role, centre, blinded)
     except InputError as exc:
         console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
@@ -752,7 +753,10 @@ def randomise_allocate(
 
     store, account = _account(db, user)
     a = allocate(store.engine, account, study, patient)
-    console.print(f"{patient}: {a.arm} (allocation {a.number}, stratum {a.stratum})")
+    if account.blinded:
+        console.print(f"{patient}: randomised (allocation {a.number}; the arm is concealed from blinded accounts)")
+    else:
+        console.print(f"{patient}: {a.arm} (allocation {a.number}, stratum {a.stratum})")
 
 
 @randomise_app.command("log")

@@ -189,3 +189,53 @@ def test_the_randomise_page_allocates_and_shows_errors_next_to_the_form(store):
     other = dm.post("/randomise", data={"study": STUDY, "patient_id": "R002", "csrf_token": csrf_of(page.text)})
     assert other.status_code == 404 and "no such patient in your data access group" in other.text
     assert client("vw1").get("/randomise").status_code == 403
+
+
+def test_a_blinded_account_gets_no_arm_from_any_page_or_api_route(store):
+    """After randomisation, a blinded data manager and a blinded viewer of the patient's centre read the patient
+    page, the timeline, the audit trail (page, CSV and API), the patient's records from the API, the dashboard and
+    the alerts: no arm appears anywhere; the blinded data manager randomising sees only the allocation number; an
+    unblinded data manager sees the arm."""
+    from fastapi.testclient import TestClient
+    from webfixtures import PASSWORD, csrf_of
+
+    from allotrack.web.app import create_app
+    from allotrack.web.auth import add_user
+
+    set_up(store.engine, ADMIN, STUDY, DESIGN, SEED, ["centre=C1", "centre=C2"], 10)
+    first = allocate(store.engine, DM1, STUDY, "R001")
+    app = create_app(str(store.engine.url.render_as_string(hide_password=False)), secret_key="k")
+    add_user(store.engine, "bdm", PASSWORD, "data_manager", "C1", blinded=True)
+    add_user(store.engine, "bvw", PASSWORD, "viewer", "C1", blinded=True)
+    add_user(store.engine, "udm", PASSWORD, "data_manager", "C1")
+
+    def client(name: str) -> TestClient:
+        c = TestClient(app, follow_redirects=False, raise_server_exceptions=False)
+        token = csrf_of(c.get("/login").text)
+        assert c.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token}).status_code == 303
+        return c
+
+    arms = list(DESIGN.arms)
+    routes = ["/patients/R001", "/patients/R001/audit", "/patients/R001/audit?format=csv", "/dashboard",
+              "/dashboard/figures", "/alerts", "/patients"]  # fmt: skip
+    for name in ("bdm", "bvw"):
+        c = client(name)
+        token = (TestClient(app).post("/api/token", json={"username": name, "password": PASSWORD}).json()["token"]
+                 if name == "bdm" else None)
+        for route in routes:
+            res = c.get(route)
+            assert res.status_code in (200, 403), (name, route, res.status_code)
+            assert not any(arm in res.text for arm in arms), (name, route)
+        if token:
+            for route in ("/api/patients/R001", "/api/patients/R001/audit"):
+                res = c.get(route, headers={"Authorization": f"Bearer {token}"})
+                assert res.status_code == 200 and not any(arm in res.text for arm in arms), route
+    blinded = client("bdm")
+    page = blinded.get("/randomise")
+    done = blinded.post("/randomise", data={"study": STUDY, "patient_id": "R003", "csrf_token": csrf_of(page.text)})
+    assert done.status_code == 200 and "the arm is concealed" in done.text
+    status = done.text.split('role="status">', 1)[1].split("</p>", 1)[0]  # the arm names of the study are public
+    assert not any(arm in status for arm in arms)
+    udm = TestClient(app).post("/api/token", json={"username": "udm", "password": PASSWORD}).json()["token"]
+    seen = client("udm").get("/api/patients/R001", headers={"Authorization": f"Bearer {udm}"})
+    assert first.arm in seen.text  # the unblinded data manager's API answer has the arm

@@ -71,6 +71,7 @@ USERS = sa.Table(
     sa.Column("centre_code", sa.String(50)),
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("blinded", sa.Boolean, nullable=False, server_default=sa.false()),  # migration 0008
 )  # fmt: skip
 API_TOKENS = sa.Table(
     "api_tokens", METADATA,

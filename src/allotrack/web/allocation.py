@@ -197,8 +197,8 @@ def _set_enrolment(conn: sa.Connection, user: User, row: pd.Series, values: dict
 def allocation_log(engine: sa.Engine, user: User, study: str) -> pd.DataFrame:
     """The allocation log of ``study`` in allocation order: who, when, stratum, arm, list position (administrators
     only: it reveals every arm)."""
-    if not user.is_admin:
-        raise Forbidden("only an administrator reads the allocation log")
+    if not user.is_admin or user.blinded:
+        raise Forbidden("only an unblinded administrator reads the allocation log")
     with engine.connect() as conn:
         _design(conn, study)
         rows = conn.execute(sa.select(ALLOCATIONS).where(ALLOCATIONS.c.study == study)

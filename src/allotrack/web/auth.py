@@ -34,6 +34,7 @@ class User:
     username: str
     role: str
     centre_code: str | None
+    blinded: bool = False  # never sees a randomised arm (pages, API, audit trail, reports)
 
     @property
     def can_write(self) -> bool:
@@ -49,10 +50,11 @@ class User:
 
 
 def _row_user(row: sa.Row[Any]) -> User:
-    return User(row.user_id, row.username, row.role, row.centre_code)
+    return User(row.user_id, row.username, row.role, row.centre_code, bool(row.blinded))
 
 
-def add_user(engine: sa.Engine, username: str, password: str, role: str, centre: str | None = None) -> User:
+def add_user(engine: sa.Engine, username: str, password: str, role: str, centre: str | None = None,
+             blinded: bool = False) -> User:
     """Create an account (passwords of at least 10 characters)."""
     if role not in ROLES:
         raise InputError(f"role must be one of {ROLES}", table="users", column="role")
@@ -64,9 +66,10 @@ def add_user(engine: sa.Engine, username: str, password: str, role: str, centre:
         if conn.execute(sa.select(USERS.c.user_id).where(USERS.c.username == username)).first():
             raise InputError("this user name is taken", table="users", column="username")
         result = conn.execute(USERS.insert().values(username=username, password_hash=_HASHER.hash(password), role=role,
-                                                    centre_code=centre, active=True, created_at=datetime.now(UTC)))
+                                                    centre_code=centre, active=True, created_at=datetime.now(UTC),
+                                                    blinded=blinded))
         user_id = int(result.inserted_primary_key[0])  # type: ignore[index]
-    return User(user_id, username, role, centre)
+    return User(user_id, username, role, centre, blinded)
 
 
 def authenticate(engine: sa.Engine, username: str, password: str) -> User | None:

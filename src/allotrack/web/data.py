@@ -58,7 +58,47 @@ def patient_records(engine: sa.Engine, user: User, patient_id: str) -> Records:
     records = load_records(engine, centre=user.centre_code, patient_id=patient_id)
     if records["patients"].empty:
         raise NotFound("no such patient in your data access group")
-    return records
+    return conceal(records, user)
+
+
+CONCEALED = "concealed"
+
+
+def conceal(records: Records, user: User) -> Records:
+    """The records as ``user`` may see them: a blinded user gets no randomised arm (the patient's and the
+    enrolment's ``arm`` read "concealed")."""
+    if not user.blinded:
+        return records
+    tables = dict(records.tables)
+    for name in ("patients", "enrolments"):
+        frame = tables[name]
+        if "arm" in frame.columns:
+            tables[name] = frame.assign(arm=frame["arm"].where(frame["arm"].isna(), CONCEALED))
+    return Records(tables)
+
+
+def conceal_audit(rows: pd.DataFrame, user: User) -> pd.DataFrame:
+    """Audit rows as ``user`` may see them: for a blinded user the arm in old and new values, and every value of
+    an allocation, read "concealed"."""
+    if not user.blinded or rows.empty:
+        return rows
+    import json
+
+    def hide(text: object, table: str) -> object:
+        if not isinstance(text, str):
+            return text
+        values = json.loads(text)
+        if not isinstance(values, dict):
+            return text
+        hidden = {k: (CONCEALED if k == "arm" or (table == "allocations" and v is not None) else v)
+                  for k, v in values.items()}  # fmt: skip
+        return json.dumps(hidden, ensure_ascii=False)
+
+    out = rows.copy()
+    for column in ("old_values", "new_values"):
+        out[column] = pd.Series([hide(v, t) for v, t in zip(out[column], out["table_name"], strict=True)],
+                                index=out.index, dtype=object)  # fmt: skip
+    return out
 
 
 def add_record(engine: sa.Engine, user: User, table: str, values: dict[str, Any], reason: str | None = None,
@@ -152,4 +192,4 @@ def soft_delete(engine: sa.Engine, user: User, table: str, row_id: int, reason: 
 
 def scoped_records(engine: sa.Engine, user: User) -> Records:
     """Every current record of the user's data access group, typed (for alerts, dashboards and reports)."""
-    return load_records(engine, centre=user.centre_code)
+    return conceal(load_records(engine, centre=user.centre_code), user)

@@ -15,7 +15,15 @@ from allotrack.web.app import CsrfRejected, LoginRefused, current_user, sign_in
 from allotrack.web.assessments import ASSESSMENTS, CrsIn, CrsValues, GvhdIn, GvhdValues, grade_crs, grade_gvhd
 from allotrack.web.audit import patient_audit
 from allotrack.web.auth import User, issue_token
-from allotrack.web.data import Forbidden, add_records, list_patients, patient_records, scoped_records, soft_delete
+from allotrack.web.data import (
+    Forbidden,
+    add_records,
+    conceal_audit,
+    list_patients,
+    patient_records,
+    scoped_records,
+    soft_delete,
+)
 from allotrack.web.security import csrf_ok
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -136,7 +144,7 @@ def delete_record(request: Request, table: Annotated[str, Path(max_length=50)],
 def audit(request: Request, patient_id: str, user: UserDep) -> list[dict[str, Any]]:
     engine = request.app.state.store.engine
     patient_records(engine, user, patient_id)
-    return _records_json(patient_audit(engine, patient_id))
+    return _records_json(conceal_audit(patient_audit(engine, patient_id), user))
 
 
 @router.get("/alerts", response_model=list[AlertOut])

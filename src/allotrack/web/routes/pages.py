@@ -25,7 +25,15 @@ from allotrack.web.assessments import ASSESSMENTS, Assessment
 from allotrack.web.audit import patient_audit, set_lock
 from allotrack.web.auth import User
 from allotrack.web.dashboard import GROUPINGS, dashboard_figures
-from allotrack.web.data import Forbidden, NotFound, add_records, list_patients, patient_records, scoped_records
+from allotrack.web.data import (
+    Forbidden,
+    NotFound,
+    add_records,
+    conceal_audit,
+    list_patients,
+    patient_records,
+    scoped_records,
+)
 from allotrack.web.security import csrf_ok
 from allotrack.web.studies import get_plan, list_plans, save_plan
 from allotrack.web.timeline import patient_timeline
@@ -143,7 +151,7 @@ def dashboard_partial(request: Request, user: UserDep, group: str = "age") -> Re
 def audit_page(request: Request, patient_id: str, user: UserDep) -> Response:
     engine = request.app.state.store.engine
     patient_records(engine, user, patient_id)
-    rows = patient_audit(engine, patient_id)
+    rows = conceal_audit(patient_audit(engine, patient_id), user)
     if request.query_params.get("format") == "csv":
         return Response(csv_text(rows), media_type="text/csv",
                         headers={"Content-Disposition": "attachment; filename=audit.csv"})  # fmt: skip

@@ -1,12 +1,13 @@
 """randomisation: the design of each randomised study, its concealed allocation list and the append-only
-allocation log
+allocation log; blinded accounts
 
 Revision ID: 0008
 Revises: 0007
 Create Date: 2026-11-30
 
 One allocation per patient and study, ever (a unique index); one patient per list position (a unique index); the
-log is only ever inserted into (allotrack.records.allocation).
+log is only ever inserted into (allotrack.web.allocation). A blinded account (``users.blinded``) never sees an
+arm.
 """
 
 import sqlalchemy as sa
@@ -19,6 +20,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.add_column(sa.Column("blinded", sa.Boolean, nullable=False, server_default=sa.false()))
     op.create_table(
         "randomisation_designs",
         sa.Column("study", sa.String(200), primary_key=True),
@@ -57,6 +60,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("users") as batch:
+        batch.drop_column("blinded")
     op.drop_table("allocations")
     op.drop_table("allocation_lists")
     op.drop_table("randomisation_designs")
