@@ -173,10 +173,7 @@ def test_the_randomise_page_allocates_and_shows_errors_next_to_the_form(store):
     add_user(store.engine, "vw1", PASSWORD, "viewer", "C1")
 
     def client(name: str) -> TestClient:
-        c = TestClient(app, follow_redirects=False, raise_server_exceptions=False)
-        token = csrf_of(c.get("/login").text)
-        assert c.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token}).status_code == 303
-        return c
+        return _signed_in(app, name)
 
     dm = client("dm1")
     page = dm.get("/randomise")
@@ -210,10 +207,7 @@ def test_a_blinded_account_gets_no_arm_from_any_page_or_api_route(store):
     add_user(store.engine, "udm", PASSWORD, "data_manager", "C1")
 
     def client(name: str) -> TestClient:
-        c = TestClient(app, follow_redirects=False, raise_server_exceptions=False)
-        token = csrf_of(c.get("/login").text)
-        assert c.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token}).status_code == 303
-        return c
+        return _signed_in(app, name)
 
     arms = list(DESIGN.arms)
     routes = ["/patients/R001", "/patients/R001/audit", "/patients/R001/audit?format=csv", "/dashboard",
@@ -239,3 +233,14 @@ def test_a_blinded_account_gets_no_arm_from_any_page_or_api_route(store):
     udm = TestClient(app).post("/api/token", json={"username": "udm", "password": PASSWORD}).json()["token"]
     seen = client("udm").get("/api/patients/R001", headers={"Authorization": f"Bearer {udm}"})
     assert first.arm in seen.text  # the unblinded data manager's API answer has the arm
+
+
+def _signed_in(app, name: str):
+    """A browser session of account ``name`` (server errors answered as responses, not raised)."""
+    from fastapi.testclient import TestClient
+    from webfixtures import PASSWORD, csrf_of
+
+    c = TestClient(app, follow_redirects=False, raise_server_exceptions=False)
+    token = csrf_of(c.get("/login").text)
+    assert c.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token}).status_code == 303
+    return c
