@@ -46,3 +46,11 @@ def test_style_ratio(x, text):
 )
 def test_style_percent(x, text):
     assert format_percent(x) == text
+
+
+def test_negative_percentages_keep_their_sign_and_size():
+    """A risk difference of −3.7 % is "−3.7", not "<0.1" (the binary table showed 26 % vs 30 % as "<0.1%")."""
+    assert format_percent(-0.037) == "−3.7"
+    assert format_percent(-0.18) == "−18"
+    assert format_percent(-0.0004) == ">−0.1"
+    assert format_percent(0.037) == "3.7"

@@ -66,10 +66,14 @@ def format_ratio(x: float) -> str:
 
 def format_percent(fraction: float) -> str:
     """gtsummary ``style_percent`` (input a proportion 0–1): 0 decimals from 10 %, 1 decimal from 0.1 %,
-    "<0.1" above 0, "0" at 0."""
+    "<0.1" above 0, "0" at 0. A negative fraction (a risk difference) is its size so formatted after a minus
+    sign ("−3.7"; ">−0.1" just below 0)."""
     pct = fraction * 100
     if pct == 0:
         return "0"
+    if pct < 0:
+        size = format_percent(-fraction)
+        return ">−0.1" if size == "<0.1" else f"−{size}"
     if round5(pct, 0) >= 10:
         return _fixed(pct, 0)
     if pct >= 0.1:
