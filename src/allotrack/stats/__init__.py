@@ -11,6 +11,7 @@ from allotrack.stats.binary import (
 )
 from allotrack.stats.competing import CumulativeIncidence, GrayTest, cumulative_incidence, gray_test
 from allotrack.stats.competing_models import CompetingRiskModels, competing_risk_models
+from allotrack.stats.conditional_logistic import ConditionalLogisticModel, conditional_logistic
 from allotrack.stats.cox import CoxModel, cox_ph
 from allotrack.stats.fine_gray import FineGrayModel, fine_gray
 from allotrack.stats.follow_up import FollowUp, median_follow_up
@@ -34,6 +35,7 @@ __all__ = [
     "BinaryComparison",
     "BinaryOutcome",
     "CompetingRiskModels",
+    "ConditionalLogisticModel",
     "CoxModel",
     "CumulativeIncidence",
     "EstimatedMeans",
@@ -56,6 +58,7 @@ __all__ = [
     "cmh_test",
     "cochran_armitage",
     "competing_risk_models",
+    "conditional_logistic",
     "cox_ph",
     "cumulative_incidence",
     "fine_gray",

@@ -30,7 +30,7 @@ from allotrack.stats import _cox_engine as engine
 from allotrack.stats import _input
 from allotrack.stats._design import Design, build_design
 from allotrack.stats._risksets import RiskSets, build_risk_sets
-from allotrack.stats.results import Result, TestResult
+from allotrack.stats.results import Result, TestResult, named_test
 
 __all__ = ["CoxModel", "cox_ph"]
 
@@ -86,11 +86,7 @@ class CoxModel(Result):
 
     def test(self, name: str) -> TestResult:
         """One of the global tests: ``"likelihood ratio"``, ``"wald"``, ``"score"`` or ``"robust score"``."""
-        rows = self.tests[self.tests["test"] == name]
-        if rows.empty:
-            raise InputError(f"no test named {name!r}; available: {list(self.tests['test'])}")
-        row = rows.iloc[0]
-        return TestResult(name, float(row["statistic"]), int(row["dof"]), float(row["p_value"]))
+        return named_test(self.tests, name)
 
     @property
     def concordance(self) -> float:

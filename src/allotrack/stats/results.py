@@ -37,3 +37,15 @@ class TestResult(Result):
         return pd.DataFrame(
             {"test": [self.name], "statistic": [self.statistic], "dof": [self.dof], "p_value": [self.p_value]}
         )
+
+
+def named_test(tests: pd.DataFrame, name: str) -> TestResult:
+    """The row ``name`` of a model's table of global tests (columns test, statistic, dof, p_value) as a
+    :class:`TestResult`; an unknown name is an InputError listing the tests there are."""
+    from allotrack.errors import InputError
+
+    rows = tests[tests["test"] == name]
+    if rows.empty:
+        raise InputError(f"no test named {name!r}; available: {list(tests['test'])}")
+    row = rows.iloc[0]
+    return TestResult(name, float(row["statistic"]), int(row["dof"]), float(row["p_value"]))
