@@ -613,14 +613,15 @@ def plan_check(plan: Path = typer.Argument(..., help="The study plan (TOML).")) 
 @plan_app.command("copy")
 @_one_line_errors("Cannot copy the plan:")
 def plan_copy(
-    study: str = typer.Argument(..., help="A bundled study: demo, msc_rct, myeloma_mst, imak or nk_cells."),
+    study: str = typer.Argument(..., help="A bundled study: demo, msc_rct, myeloma_mst, imak, nk_cells or "
+                                "nk_registry."),
     to: Path = typer.Argument(..., help="Where to write the plan (TOML) for editing."),
 ) -> None:
     """Write a bundled study's plan to a file, to run as it is (allotrack run FILE) or to edit for your study."""
-    from allotrack.study.five_studies import STUDIES
+    from allotrack.study.five_studies import EXAMPLES
     from allotrack.study.run import demo_plan_path, example_plan_path
 
-    known = ["demo", *(c for c in STUDIES if example_plan_path(c).exists())]
+    known = ["demo", *(c for c in EXAMPLES if example_plan_path(c).exists())]
     if study not in known:
         _fail(f"no bundled plan {study!r}; the bundled plans are {', '.join(known)}")
     if to.exists():
@@ -690,6 +691,10 @@ def user_add(
 
 randomise_app = typer.Typer(help="Randomisation: set up a study's allocation, randomise patients, read the log.")
 app.add_typer(randomise_app, name="randomise")
+from allotrack.cli_design import dose_app, power_app  # noqa: E402  (no cycle: cli_design imports cli lazily)
+
+app.add_typer(power_app, name="power")
+app.add_typer(dose_app, name="dose")
 
 
 def _account(db: str | None, username: str) -> tuple[Store, Any]:
@@ -776,6 +781,43 @@ def randomise_log(
     console.print(_frame_table(f"{study}: patients by stratum and arm", allocation_balance(store.engine, account,
                                                                                           study)))  # fmt: skip
     console.print(f"log written to {out}")
+
+
+@app.command("match")
+@_one_line_errors("Not matched:")
+def match(
+    plan: Path = typer.Argument(..., help="A study plan with a [matching] table."),
+    study: str = typer.Option(..., help="The study the matched sets belong to (as in the enrolment records)."),
+    user: str = typer.Option(..., help="An administrator's account."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Match and validate; store nothing"),
+    db: str | None = DB_OPTION,
+) -> None:
+    """Match controls to the treated patients of the stored records as the plan's [matching] says, and store
+    the matched sets as study-design records (all or nothing, audited; the same sets again add nothing)."""
+    from allotrack.study.dataset import analysis_dataset, plan_matching
+    from allotrack.study.plan import PlanError, load_plan
+    from allotrack.web.matched_sets import store_matched_sets
+
+    _require_plan_file(plan)
+    try:
+        p = load_plan(plan)
+    except PlanError as exc:
+        _plan_refused(plan, exc)
+    if p.matching is None:
+        _fail(f"{plan} has no [matching] table", "Not matched:")
+    store, account = _account(db, user)
+    records = store.load()
+    data = analysis_dataset(records, p.model_copy(update={"matching": None}), validate=False,
+                            dictionary=store.dictionary())  # fmt: skip
+    result = plan_matching(data, p.matching)
+    sets = result.sets_frame(study)
+    report = store_matched_sets(store, account, study, sets, dry_run=dry_run)
+    n_sets, n_controls = sets["set_id"].nunique(), int((sets["role"] == "control").sum())
+    added = report.added.get("matched_sets", 0)
+    console.print(f"{n_sets} matched sets ({n_controls} controls, {len(result.unmatched_treated)} treated "
+                  f"patients without a control); {'would add' if dry_run else 'added'} {added} matched-set "
+                  f"record(s) of {study}" + ("" if added or dry_run else " (already stored)"),
+                  soft_wrap=True)  # fmt: skip
 
 
 if __name__ == "__main__":  # pragma: no cover
