@@ -145,7 +145,7 @@ def analysis_dataset(records: Records, plan: StudyPlan, validate: bool = True,
         cause = data["patient_id"].map(deaths)
         # the cause of death of those who died (missing for the living: compared among deaths only, never with
         # "alive" as a category, which would mix mortality with cause)
-        data["death_cause"] = cause.fillna("not recorded").astype(object).where(data["died"] == 1, None)
+        data["death_cause"] = cause.astype(object).fillna("not recorded").where(data["died"] == 1, None)
     for years in plan.endpoints.landmark_years:
         label = f"{years:g}y"
         day = years * DAYS_PER_YEAR
@@ -166,6 +166,9 @@ def analysis_dataset(records: Records, plan: StudyPlan, validate: bool = True,
         sets = result.sets_frame().set_index("patient_id")
         data[plan.matching.set_column] = data["patient_id"].map(sets["set_id"])
         data[f"{plan.matching.set_column}_weight"] = data["patient_id"].map(sets["weight"])
+        named = dict(zip(("case", "control"), plan.matching.groups, strict=True))
+        data[f"{plan.matching.set_column}_group"] = data["patient_id"].map(sets["role"].map(named)).fillna(
+            "not matched")  # fmt: skip
     return data
 
 

@@ -35,8 +35,9 @@ Example (the demo study's plan is ``allotrack/study/demo_plan.toml``)::
     normal = ["donor_age"]
 
     [[analyses]]
-    kind = "km"                     # km | cox | competing | time_dependent_cox | landmarks | binary
-    endpoint = "os"                 #   | response | recovery | adverse_events | chimerism | swimmer
+    kind = "km"                     # km | cox | competing | time_dependent_cox | landmarks | binary | paired
+    endpoint = "os"                 #   | longitudinal | trend | response | recovery | adverse_events | chimerism
+                                    #   | swimmer | balance | consort | sample_size | dose_finding
     by = ["age_group"]
 """
 
@@ -45,12 +46,12 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from allotrack.endpoints.definitions import ENDPOINTS, Endpoint
-from allotrack.errors import AllotrackError
+from allotrack.errors import AllotrackError, InputError
 
 
 class _Strict(BaseModel):
@@ -136,9 +137,11 @@ class MatchingSpec(_Strict):
     """Controls matched to the treated patients of the analysis dataset before any analysis runs
     (:func:`allotrack.design.match_controls`, MatchIt's nearest-neighbour semantics): ``treated`` is a condition in
     branching-logic syntax (``[cohort] = 'case'``), ``among`` optionally limits the candidates; the set of each
-    matched patient goes into the dataset column ``set_column`` (and its MatchIt weight into
-    ``<set_column>_weight``), so that analyses can compare within sets (``strata = "matched_set"``);
-    ``kind = "balance"`` reports the balance before and after."""
+    matched patient goes into the dataset column ``set_column``, its MatchIt weight into ``<set_column>_weight``
+    and its side into ``<set_column>_group`` (``groups``: the treated patients' name, then the controls'; "not
+    matched" for everyone else), so that
+    analyses can compare the matched groups (``by = ["matched_set_group"]``) within sets (``strata``, ``cluster``
+    or ``matched_sets = "matched_set"``); ``kind = "balance"`` reports the balance before and after."""
 
     treated: str
     among: str | None = None
@@ -152,6 +155,11 @@ class MatchingSpec(_Strict):
     m_order: Literal["largest", "smallest", "random", "data"] | None = None
     seed: int | None = None
     set_column: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")] = "matched_set"
+    groups: Annotated[list[str], Field(min_length=2, max_length=2)] = ["treated", "control"]
+
+    def columns(self) -> list[str]:
+        """The dataset columns the matching adds: set, weight and group."""
+        return [self.set_column, f"{self.set_column}_weight", f"{self.set_column}_group"]
 
 
 class EndpointSpec(_Strict):
@@ -233,7 +241,10 @@ class KaplanMeierAnalysis(_Analysis):
 
 class CoxAnalysis(_Analysis):
     """Univariate Cox models of each variable, then a multivariate one. ``strata``: a baseline hazard per level
-    (R ``strata()``), e.g. the matched set of a matched-cohort design (conditional on the set)."""
+    (R ``strata()``), e.g. the matched set of a matched-cohort design (conditional on the set); ``cluster``: the
+    robust (sandwich) variance summed by this variable's levels instead (R ``cluster()``, e.g. the matched set, a
+    marginal comparison); ``weights``: case weights from a dataset column (e.g. ``matched_set_weight``, MatchIt's
+    weights for variable-ratio matching)."""
 
     kind: Literal["cox"]
     endpoint: str
@@ -241,6 +252,8 @@ class CoxAnalysis(_Analysis):
     multivariate: list[str] | None = None  # None: the univariate terms with p below `select_p`
     select_p: Annotated[float, Field(gt=0, le=1)] = 0.1
     strata: str | None = None
+    cluster: str | None = None
+    weights: str | None = None
     reference: dict[str, str] = {}  # the comparator level of a categorical variable, e.g. { arm = "basiliximab" }
 
 
@@ -255,6 +268,7 @@ class CompetingAnalysis(_Analysis):
     fine_gray: list[str] = []
     both_causes: bool = False
     strata: str | None = None  # Gray's test stratified by this variable (e.g. the matched set)
+    cluster: str | None = None  # Fine–Gray variance robust to correlation within its levels (e.g. the matched set)
 
 
 class TimeDependentCoxAnalysis(_Analysis):
@@ -292,6 +306,7 @@ class BinaryAnalysis(_Analysis):
     subgroups: list[str] = []  # dataset variables: odds ratio per level (forest plot) and the interaction test
     strata: str | None = None  # a dataset variable (e.g. the randomisation stratum): Cochran–Mantel–Haenszel
     adjust: list[str] = []  # dataset variables: a logistic regression of the outcome on the arm and these
+    matched_sets: str | None = None  # a dataset variable of matched sets: conditional logistic regression within them
 
 
 class PairedAnalysis(_Analysis):
@@ -354,6 +369,58 @@ class ConsortAnalysis(_Analysis):
     horizon_days: Annotated[float, Field(gt=0)] = 365
 
 
+class SampleSizeAnalysis(_Analysis):
+    """A sample size or power calculation of the design (:mod:`allotrack.design.power`): ``method``
+    ``two_proportions`` (R ``power.prop.test``), ``logrank`` (Schoenfeld or Freedman) or ``competing_risks``
+    (Latouche), ``inputs`` the function's arguments, e.g. ``{ p1 = 0.55, p2 = 0.83, power = 0.8 }``; checked when
+    the plan is read."""
+
+    kind: Literal["sample_size"]
+    method: Literal["two_proportions", "logrank", "competing_risks"]
+    inputs: dict[str, float | int | str | bool]
+
+    def calculate(self) -> Any:
+        from allotrack.design import power
+
+        function = getattr(power, self.method)
+        try:
+            return function(**self.inputs)
+        except TypeError as err:  # an argument the function does not take, or one missing
+            raise InputError(f"sample_size {self.method}: {err}".replace(f"{self.method}() ", ""), table="plan",
+                             column="inputs") from None  # fmt: skip
+
+    @model_validator(mode="after")
+    def _computable(self) -> SampleSizeAnalysis:
+        try:
+            self.calculate()
+        except InputError as err:
+            raise ValueError(f"inputs: {err.rule}") from None
+        return self
+
+
+class DoseFindingAnalysis(_Analysis):
+    """Dose-finding decisions from the records (:func:`allotrack.design.dose_finding.dose_decisions`): each
+    patient's dose level is the ``dose_level`` of their first intervention of ``agent``, their DLT the yes/no
+    assessment ``item`` (any yes); ``design`` "boin" (with the ``target`` DLT rate) or "3+3"; ``levels`` lowest
+    first; ``current_level`` (optional) gives the next cohort's level."""
+
+    kind: Literal["dose_finding"]
+    agent: str
+    levels: Annotated[list[str], Field(min_length=1)]
+    design: Literal["boin", "3+3"] = "boin"
+    target: Annotated[float, Field(gt=0, lt=1)] | None = None
+    item: str = "dlt"
+    current_level: str | None = None
+
+    @model_validator(mode="after")
+    def _target_for_boin(self) -> DoseFindingAnalysis:
+        if self.design == "boin" and self.target is None:
+            raise ValueError("a BOIN design needs the target DLT rate (target = 0.3)")
+        if self.current_level is not None and self.current_level not in self.levels:
+            raise ValueError(f"current_level {self.current_level!r} is not one of the levels {self.levels}")
+        return self
+
+
 class SimpleAnalysis(_Analysis):
     kind: Literal["adverse_events", "swimmer"]
     by: str | None = None
@@ -377,7 +444,8 @@ class ChimerismAnalysis(_Analysis):
 Analysis = Annotated[
     KaplanMeierAnalysis | CoxAnalysis | CompetingAnalysis | TimeDependentCoxAnalysis | LandmarkAnalysis
     | BinaryAnalysis | PairedAnalysis | LongitudinalAnalysis | TrendAnalysis | RecoveryAnalysis | SimpleAnalysis
-    | ChimerismAnalysis | ResponseAnalysis | BalanceAnalysis | ConsortAnalysis,
+    | ChimerismAnalysis | ResponseAnalysis | BalanceAnalysis | ConsortAnalysis | SampleSizeAnalysis
+    | DoseFindingAnalysis,
     Field(discriminator="kind"),
 ]
 
@@ -420,8 +488,8 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
     out: list[tuple[tuple[str | int, ...], str]] = []
     groups = {g.name for g in plan.groups} | {v.name for v in plan.variables}
     if plan.matching is not None:
-        groups |= {plan.matching.set_column, f"{plan.matching.set_column}_weight"}
-        out += _matching_problems(plan, groups - {plan.matching.set_column, f"{plan.matching.set_column}_weight"})
+        out += _matching_problems(plan, set(groups))
+        groups |= set(plan.matching.columns())
     elif any(isinstance(a, BalanceAnalysis) for a in plan.analyses):
         i = next(i for i, a in enumerate(plan.analyses) if isinstance(a, BalanceAnalysis))
         out.append((("analyses", i, "kind"), "a balance analysis needs the plan's [matching]"))
@@ -482,9 +550,13 @@ def plan_problems(plan: StudyPlan) -> list[tuple[tuple[str | int, ...], str]]:
         named["by"] = given if isinstance(given, list) else [given] if isinstance(given, str) else []
         if isinstance(a, CoxAnalysis):
             named |= {"univariate": a.univariate, "multivariate": a.multivariate or [],
-                      "strata": [a.strata] if a.strata else []}  # fmt: skip
+                      "strata": [a.strata] if a.strata else [], "cluster": [a.cluster] if a.cluster else [],
+                      "weights": [a.weights] if a.weights else []}  # fmt: skip
         if isinstance(a, CompetingAnalysis):
             named["fine_gray"] = a.fine_gray
+            named["cluster"] = [a.cluster] if a.cluster else []
+        if isinstance(a, BinaryAnalysis) and a.matched_sets:
+            named["matched_sets"] = [a.matched_sets]
         if isinstance(a, KaplanMeierAnalysis | CompetingAnalysis) and a.strata:
             named["strata"] = [a.strata]
         for key, names in named.items():
@@ -526,8 +598,9 @@ def _matching_problems(plan: StudyPlan, known: set[str]) -> list[tuple[tuple[str
         for name in names:
             if name not in columns and not (key == "caliper" and name == "distance"):
                 out.append((("matching", key), f"{name!r} is not a column of the analysis dataset"))
-    if m.set_column in columns:
-        out.append((("matching", "set_column"), f"{m.set_column!r} is already a column of the analysis dataset"))
+    for name in m.columns():
+        if name in columns:
+            out.append((("matching", "set_column"), f"{name!r} is already a column of the analysis dataset"))
     if m.distance == "glm" and not m.covariates:
         out.append((("matching", "covariates"), "a propensity score (distance = \"glm\") needs covariates"))
     return out

@@ -21,7 +21,7 @@ from allotrack.report.document import Document, Section, TableBlock
 from allotrack.report.table_one import table_one
 from allotrack.study.analyses import RUNNERS, Context
 from allotrack.study.dataset import analysis_dataset
-from allotrack.study.plan import CompetingAnalysis, CoxAnalysis, StudyPlan, TrendAnalysis
+from allotrack.study.plan import BinaryAnalysis, CompetingAnalysis, CoxAnalysis, StudyPlan, TrendAnalysis
 
 METHOD_TEXT = {
     "km": "Survival was estimated by the Kaplan–Meier method with log-transformed 95% confidence intervals and "
@@ -59,6 +59,10 @@ METHOD_TEXT = {
     "chimerism": "Donor chimerism is shown per patient over time on a log scale, with the last day it was detected "
                  "above the assay's limit of detection.",
     "swimmer": "",
+    "sample_size": "The sample size was calculated as stated with its table.",
+    "dose_finding": "Dose levels were assigned by the dose-finding design named with its table (3 + 3, or BOIN "
+                    "with its decision boundaries; Liu & Yuan 2015), and the maximum tolerated dose selected from "
+                    "the isotonic estimates of the DLT rates.",
 }  # fmt: skip
 
 
@@ -76,13 +80,13 @@ def load_records(plan: StudyPlan, base_dir: Path | None = None) -> Records:
 
         return demo_records()
     if plan.data.source and plan.data.source.startswith("example:"):  # a reference study's synthetic records
-        from allotrack.study.five_studies import STUDIES, five_study_records
+        from allotrack.study.five_studies import EXAMPLES, example_records
 
         code = plan.data.source.split(":", 1)[1]
-        if code not in STUDIES:
-            raise InputError(f"unknown example study {code!r}; the examples are {list(STUDIES)}", table="plan",
+        if code not in EXAMPLES:
+            raise InputError(f"unknown example study {code!r}; the examples are {list(EXAMPLES)}", table="plan",
                              column="data.source")  # fmt: skip
-        return five_study_records()[code]
+        return example_records(code)
     if plan.data.source:
         from allotrack.records.store import Store
 
@@ -207,15 +211,28 @@ def _kind_text(plan: StudyPlan, kind: str) -> str:
                 + (f" and compared between groups by the log-rank test{within}." if compared else "."))
     if kind == "competing":
         fine_gray = any(isinstance(a, CompetingAnalysis) and a.fine_gray for a in mine)
+        clusters = sorted({a.cluster.replace("_", " ") for a in mine
+                           if isinstance(a, CompetingAnalysis) and a.fine_gray and a.cluster})  # fmt: skip
+        clustered = (f", clustered where stated by {', '.join(clusters)} (Zhou, Fine, Latouche & Labopin 2012)"
+                     if clusters else "")  # fmt: skip
         return ("Cumulative incidences were estimated with competing risks (Aalen–Johansen) and compared by "
-                f"Gray's test{within}" + ("; subdistribution hazards by Fine–Gray regression with the sandwich "
-                                          "(robust) variance." if fine_gray else "."))  # fmt: skip
+                f"Gray's test{within}" + (f"; subdistribution hazards by Fine–Gray regression with the sandwich "
+                                          f"(robust) variance{clustered}." if fine_gray else "."))  # fmt: skip
     if kind == "cox":
         strata = sorted({a.strata for a in mine if isinstance(a, CoxAnalysis) and a.strata})
+        cox = [a for a in mine if isinstance(a, CoxAnalysis)]
+        clusters = sorted({a.cluster.replace("_", " ") for a in cox if a.cluster})
+        weights = sorted({a.weights.replace("_", " ") for a in cox if a.weights})
         said = ("Hazard ratios were estimated by Cox proportional-hazards regression (Efron ties)" +
                 (f", stratified where stated by {', '.join(s.replace('_', ' ') for s in strata)} (a baseline hazard "
-                 "per stratum: conditional on it)" if strata else "") + ".")  # fmt: skip
+                 "per stratum: conditional on it)" if strata else "")
+                + (f", weighted where stated by {', '.join(weights)}" if weights else "")
+                + (f", with a robust variance clustered where stated by {', '.join(clusters)} and the robust score "
+                   "test" if clusters else "") + ".")  # fmt: skip
         return said
+    if kind == "binary" and any(isinstance(a, BinaryAnalysis) and a.matched_sets for a in mine):
+        return (METHOD_TEXT[kind] + " Where patients were matched, the odds ratio within matched sets was estimated "
+                "by conditional logistic regression (exact conditional likelihood, R survival clogit).")
     if kind == "trend":
         tests = {"the Cochran–Armitage test (binary outcome)" if isinstance(a, TrendAnalysis) and a.event else
                  "the Jonckheere–Terpstra test (measurements)" for a in mine}  # fmt: skip

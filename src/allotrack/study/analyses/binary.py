@@ -15,8 +15,9 @@ from allotrack.errors import InputError
 from allotrack.records.dictionary import default_dictionary
 from allotrack.records.retired import choice_code
 from allotrack.report.document import Section, TableBlock
-from allotrack.report.format import format_percent, format_pvalue
+from allotrack.report.format import format_percent, format_pvalue, format_ratio
 from allotrack.stats.binary import BinaryOutcome, binary_counts
+from allotrack.study.context import lower_first
 from allotrack.study.plan import BinaryAnalysis
 
 if TYPE_CHECKING:
@@ -60,7 +61,7 @@ def binary_section(ctx: Context, a: BinaryAnalysis) -> Section:
     result = binary_counts(*count[first], *count[reference], labels=(first, reference))
     title = a.title or f"{a.item} at {a.visit}"
     tables, figures = [_table(result, a, title, missing)], []
-    if a.strata or a.adjust:
+    if a.strata or a.adjust or a.matched_sets:
         frame = counted.merge(data.drop(columns=[a.by]), on="patient_id").assign(
             event=lambda f: f["event"].astype(bool).astype(int), arm=lambda f: f[a.by].astype(str))  # fmt: skip
         tables.append(_adjusted(ctx, a, frame, first, reference))
@@ -80,8 +81,9 @@ def binary_section(ctx: Context, a: BinaryAnalysis) -> Section:
 
 
 def _adjusted(ctx: Context, a: BinaryAnalysis, frame: pd.DataFrame, first: str, reference: str) -> TableBlock:
-    """The arm's odds ratio stratified (Cochran–Mantel–Haenszel, Mantel–Haenszel common odds ratio) and adjusted
-    (logistic regression on the arm and the ``adjust`` variables, profile-likelihood interval)."""
+    """The arm's odds ratio stratified (Cochran–Mantel–Haenszel, Mantel–Haenszel common odds ratio), within
+    matched sets (conditional logistic regression, Wald interval) and adjusted (logistic regression on the arm and
+    the ``adjust`` variables, profile-likelihood interval)."""
     import numpy as np
 
     from allotrack.errors import ModelError
@@ -104,6 +106,11 @@ def _adjusted(ctx: Context, a: BinaryAnalysis, frame: pd.DataFrame, first: str, 
                      "p_value": cmh.chisq.p_value})  # fmt: skip
         notes.append("¹ Cochran–Mantel–Haenszel test without continuity correction (R mantelhaen.test(correct = "
                      "FALSE)); Mantel–Haenszel common odds ratio with the Robins–Breslow–Greenland interval.")
+    if a.matched_sets:
+        rows_, data_, note = _within_sets(ctx, a, frame, first, reference)
+        rows.append(rows_)
+        data.append(data_)
+        notes.append(note)
     if a.adjust:
         sub = frame.dropna(subset=list(a.adjust)).assign(
             arm=lambda f: pd.Categorical(f["arm"], categories=[reference, first]))  # fmt: skip
@@ -119,8 +126,39 @@ def _adjusted(ctx: Context, a: BinaryAnalysis, frame: pd.DataFrame, first: str, 
             rows.append({"Analysis": "Adjusted for " + ", ".join(ctx.label(v) for v in a.adjust),
                          "Odds ratio (95% CI)": "not estimable", "p-value": str(err)[:80]})  # fmt: skip
         notes.append("⁴ Logistic regression (R glm binomial): Wald p-value; profile-likelihood 95% interval.")
-    return TableBlock(f"{first} vs {reference}: stratified and adjusted odds ratios", pd.DataFrame(rows),
+    ran = [w for w, on in (("stratified", a.strata), ("within matched sets", a.matched_sets), ("adjusted", a.adjust))
+           if on]  # fmt: skip
+    what = ", ".join(ran[:-1]) + (" and " if len(ran) > 1 else "") + ran[-1]
+    caption = "odds ratio within matched sets" if ran == ["within matched sets"] else f"{what} odds ratios"
+    return TableBlock(f"{first} vs {reference}: {caption}", pd.DataFrame(rows),
                       tuple(notes), data=pd.DataFrame(data))  # fmt: skip
+
+
+def _within_sets(ctx: Context, a: BinaryAnalysis, frame: pd.DataFrame, first: str,
+                 reference: str) -> tuple[dict[str, str], dict[str, object], str]:  # fmt: skip
+    """The odds ratio of ``first`` vs ``reference`` within matched sets: conditional logistic regression of the
+    outcome on the group with the set as stratum (R ``clogit(event ~ group + strata(set))``, exact likelihood);
+    sets without both an event and a non-event among their assessed members carry no information."""
+    from allotrack.errors import ModelError
+    from allotrack.stats.conditional_logistic import conditional_logistic
+
+    assert a.matched_sets is not None
+    sub = frame.dropna(subset=[a.matched_sets]).assign(exposed=lambda f: (f["arm"] == first).astype(int))
+    label = f"Within {lower_first(ctx.label(a.matched_sets))}s"
+    try:
+        model = conditional_logistic(sub, "event", covariates=["exposed"], strata=a.matched_sets)
+    except ModelError as err:
+        return ({"Analysis": label, "Odds ratio (95% CI)": "not estimable", "p-value": str(err)[:80]},
+                {"analysis": "conditional_logistic"}, "² Conditional logistic regression: not estimable.")  # fmt: skip
+    r = model.summary.iloc[0]
+    est, lo, hi, p = (float(r[k]) for k in ("odds_ratio", "wald_lower", "wald_upper", "p"))
+    label += f" ({model.n_informative_sets} of {model.n_sets} sets informative, n = {model.n})"
+    return ({"Analysis": label, "Odds ratio (95% CI)": f"{format_ratio(est)} ({format_ratio(lo)}–{format_ratio(hi)})",
+             "p-value": f"{format_pvalue(p)}²"},
+            {"analysis": "conditional_logistic", "odds_ratio": est, "lower": lo, "upper": hi, "p_value": p},
+            "² Conditional logistic regression within matched sets (exact conditional likelihood, R survival "
+            "clogit): Wald p-value and interval; a set informs only if its assessed members include an event and a "
+            "non-event.")  # fmt: skip
 
 
 def _subgroups(ctx: Context, a: BinaryAnalysis, frame: pd.DataFrame, first: str,

@@ -220,13 +220,20 @@ def _formula_term(name: str, data: pd.DataFrame) -> str:
 
 
 def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
+    """Univariate Cox models, then a multivariate one (R ``coxph``; ``strata``, ``cluster`` and ``weights`` as
+    the plan gives them). With a cluster the variable's test is the robust score test (the likelihood-ratio test
+    assumes independent observations), and the Wald p-values use the robust variance."""
     ctx.require_known_at_origin(a.endpoint, [*a.univariate, *(a.multivariate or [])])
     ep = ctx.plan.endpoint(a.endpoint)
     d = ctx.timed(a.endpoint)
     uni_rows, p_by_var = [], {}
-    strata = [a.strata] if a.strata else []
-    if a.strata:
-        d = d.dropna(subset=strata)
+    design = [c for c in (a.strata, a.cluster, a.weights) if c]
+    if design:
+        d = d.dropna(subset=design)
+    fit: dict[str, Any] = {"strata": a.strata, "cluster": a.cluster, "weights": a.weights,
+                           "robust": a.weights is not None}
+    variable_test = "robust score" if (a.cluster or a.weights) else "likelihood ratio"
+    test_column = "Robust score p¹" if variable_test == "robust score" else "Likelihood-ratio p¹"
     for var, ref in a.reference.items():  # the comparator level first: formulaic's reference
         others = sorted(str(v) for v in d[var].dropna().unique() if str(v) != ref)
         if len(others) == d[var].dropna().astype(str).nunique():
@@ -235,41 +242,47 @@ def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
         d = d.assign(**{var: pd.Categorical(d[var].astype(str).where(d[var].notna()), categories=[ref, *others])})
     for var in a.univariate:
         sub = d.dropna(subset=[var])
-        model = at.cox_ph(sub, "time", "status", formula=_formula_term(var, sub), strata=a.strata)
-        p_by_var[var] = model.test("likelihood ratio").p_value
+        model = at.cox_ph(sub, "time", "status", formula=_formula_term(var, sub), **fit)
+        p_by_var[var] = model.test(variable_test).p_value
         rows = _term_rows(model.summary, ctx, frame=sub)
         for k, row in enumerate(rows):  # the test that chose the variables is shown, once per variable
-            row["Likelihood-ratio p¹"] = format_pvalue(p_by_var[var]) if k == 0 else ""
+            row[test_column] = format_pvalue(p_by_var[var]) if k == 0 else ""
             row["_lr"] = p_by_var[var]
         uni_rows += rows
     chosen = a.multivariate if a.multivariate is not None else [v for v in a.univariate if p_by_var[v] < a.select_p]
     hidden = ["_hr", "_lo", "_hi", "_p"]
     stratified = f", stratified by {lower_first(ctx.label(a.strata))} (a baseline hazard per level)" if a.strata \
         else ""  # fmt: skip
+    if a.weights:
+        stratified += f", weighted by {lower_first(ctx.label(a.weights))}"
+    if a.cluster or a.weights:
+        stratified += ("; robust variance" + (f" clustered by {lower_first(ctx.label(a.cluster))} (R cluster())"
+                                              if a.cluster else " (R robust = TRUE)"))  # fmt: skip
     selecting = a.multivariate is None and len(a.univariate) > 1
+    first_note = ("¹ Robust score test of the variable (all its terms; R coxph's robust score test)" if a.cluster
+                  or a.weights else "¹ Likelihood-ratio test of the variable (all its terms)")  # fmt: skip
     uni_notes = (f"Cox proportional hazards (Efron ties, R coxph){stratified}; p-value: Wald test of each term",
-                 "¹ Likelihood-ratio test of the variable (all its terms)"
-                 + (", the test that chose the multivariate model's variables" if selecting else ""))
+                 first_note + (", the test that chose the multivariate model's variables" if selecting else ""))
     single = len(a.univariate) == 1
     caption = f"{ep.label}: Cox model" if single else f"{ep.label}: univariate Cox models"
+    test_values = {f"p_{variable_test.replace(' ', '_')}": [r["_lr"] for r in uni_rows]}
     tables = [TableBlock(caption, pd.DataFrame(uni_rows).drop(columns=[*hidden, "_lr"]), uni_notes,
-                         data=_unrounded(uni_rows).assign(p_likelihood_ratio=[r["_lr"] for r in uni_rows]))]
+                         data=_unrounded(uni_rows).assign(**test_values))]
     figures = [] if single else [FigureBlock(f"{ep.label}: hazard ratios, univariate models",
                                              plot_forest(pd.DataFrame(uni_rows)))]  # fmt: skip
     note = f"Variables for the multivariate model: {', '.join(ctx.label(v) for v in chosen) or 'none'}"
-    note += "" if a.multivariate is not None else f" (univariate likelihood-ratio p < {a.select_p:g})."
+    note += "" if a.multivariate is not None else f" (univariate {variable_test} p < {a.select_p:g})."
     notes = (note,) if len(a.univariate) > 1 or a.multivariate is not None else ()
     if len(chosen) >= 2:
         sub = d.dropna(subset=chosen)
-        model = at.cox_ph(sub, "time", "status", formula=" + ".join(_formula_term(v, sub) for v in chosen),
-                          strata=a.strata)  # fmt: skip
+        model = at.cox_ph(sub, "time", "status", formula=" + ".join(_formula_term(v, sub) for v in chosen), **fit)
         rows = _term_rows(model.summary, ctx, frame=sub)
         tables.append(TableBlock(f"{ep.label}: multivariate Cox model (n = {model.n}, events = {model.n_events})",
                                  pd.DataFrame(rows).drop(columns=hidden),
                                  (f"Cox proportional hazards (Efron ties, R coxph){stratified}; Wald p-values",),
                                  data=_unrounded(rows)))  # fmt: skip
         figures.append(FigureBlock(f"{ep.label}: hazard ratios, multivariate model", plot_forest(pd.DataFrame(rows))))
-    title = f"{ep.label}: Cox regression" + (f", stratified by {ctx.label(a.strata)}" if a.strata else "")
+    title = f"{ep.label}: Cox regression" + (f", stratified by {lower_first(ctx.label(a.strata))}" if a.strata else "")
     return Section(title, notes, tuple(tables), tuple(figures))
 
 
@@ -368,8 +381,8 @@ def competing_section(ctx: Context, a: sp.CompetingAnalysis) -> Section:
     tables.append(TableBlock(f"{ep.label} (competing: {competing}; from {ep.origin_label})", frame, tuple(notes)))
     fg_rows = []
     for var in a.fine_gray:
-        sub = d.dropna(subset=[var])
-        model = at.fine_gray(sub, "time", "status", formula=_formula_term(var, sub), cause=1)
+        sub = d.dropna(subset=[var, *([a.cluster] if a.cluster else [])])
+        model = at.fine_gray(sub, "time", "status", formula=_formula_term(var, sub), cause=1, cluster=a.cluster)
         for term, coefs in model.summary.iterrows():
             shr, lo, hi, p = (float(coefs[k]) for k in ("shr", "shr_lower", "shr_upper", "p"))
             fg_rows.append({"Variable": ctx.label(var), "Term": _split_term(str(term))[1],
@@ -377,5 +390,7 @@ def competing_section(ctx: Context, a: sp.CompetingAnalysis) -> Section:
                             "p-value": format_pvalue(p)})
     if fg_rows:
         tables.append(TableBlock(f"{ep.label}: Fine–Gray subdistribution hazards", pd.DataFrame(fg_rows),
-                                 ("Fine–Gray model (R cmprsk crr), sandwich variance",)))  # fmt: skip
+                                 ("Fine–Gray model (R cmprsk crr), sandwich variance" + (
+                                     f" clustered by {lower_first(ctx.label(a.cluster))} (Zhou et al. 2012; R "
+                                     "crrSC crrc)" if a.cluster else ""),)))  # fmt: skip
     return Section(ep.label, (), tuple(tables), tuple(figures))

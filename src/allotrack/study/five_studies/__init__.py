@@ -42,7 +42,11 @@ from allotrack.study.five_studies.myeloma_mst import myeloma_mst_records
 from allotrack.study.five_studies.nk_cells import nk_cells_records
 from allotrack.study.five_studies.older_aml import older_aml_records
 
-__all__ = ["CENTRES", "PREFIXES", "STUDIES", "all_records", "five_study_records"]
+__all__ = ["CENTRES", "EXAMPLES", "PREFIXES", "STUDIES", "all_records", "example_records", "five_study_records"]
+
+# The synthetic record sets a plan can name as ``source = "example:<code>"``: the five studies, and the design
+# phase of the NK-cell study (its cases and a registry of candidate controls, :mod:`.nk_registry`).
+EXAMPLES = (*STUDIES, "nk_registry")
 
 
 def five_study_records(seed: int = 0) -> dict[str, Records]:
@@ -68,3 +72,14 @@ def all_records(seed: int = 0) -> Records:
         if parts:
             frames[name] = pd.concat(parts, ignore_index=True, sort=False)
     return Records(frames)
+
+
+def example_records(code: str, seed: int = 0) -> Records:
+    """The synthetic records of one of :data:`EXAMPLES` (KeyError for another code)."""
+    if code == "nk_registry":
+        from allotrack.study.five_studies.nk_registry import nk_registry_records
+
+        return nk_registry_records(np.random.default_rng([seed, len(STUDIES) + 1]))
+    if code not in STUDIES:
+        raise KeyError(code)
+    return five_study_records(seed)[code]

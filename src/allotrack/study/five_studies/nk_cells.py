@@ -102,7 +102,9 @@ def _nk_outcome(t: _Tables, rng: np.random.Generator, pid: str, at: Callable[[fl
 
 
 def _nk_case(t: _Tables, rng: np.random.Generator, pid: str, centre: str, hsct: date, level: tuple[str, float],
-             disease: str, dsa: bool, fate: tuple[str, int] | None, set_id: str) -> None:  # fmt: skip
+             disease: str, dsa: bool, fate: tuple[str, int] | None, set_id: str | None) -> None:  # fmt: skip
+    """A treated patient: transplant, NK infusions at their dose level, DSA, day +30 response and lymphocytes,
+    outcome; a row of ``matched_sets`` when ``set_id`` is given (the published controls)."""
     at = _on(hsct)
     code, dose = level
     t.add("patients", patient_id=pid, centre=centre, sex=str(rng.choice(["F", "M"])), diagnosis=disease,
@@ -116,7 +118,8 @@ def _nk_case(t: _Tables, rng: np.random.Generator, pid: str, centre: str, hsct: 
     t.add("infusions", infusion_id=f"{pid}-I1", patient_id=pid, course_id=cid, donor_id=did, date=at(0),
           product="HSCT", cd34_per_kg=_r(rng.uniform(2, 8)), cd3_per_kg=_r(rng.uniform(1, 4)))  # fmt: skip
     t.add("enrolments", patient_id=pid, study=NK_STUDY, enrolment_date=at(-21), eligible=True, arm=code)
-    t.add("matched_sets", patient_id=pid, study=NK_STUDY, set_id=set_id, role="case", weight=1.0)
+    if set_id is not None:
+        t.add("matched_sets", patient_id=pid, study=NK_STUDY, set_id=set_id, role="case", weight=1.0)
     for d in NK_DAYS:
         t.add("interventions", patient_id=pid, agent="nk_infusion", start_date=at(d), dose=dose, unit="10*6/kg",
               per_kg=True, route="iv", course_id=cid, dose_level=code, visit=f"day {d:+d}")  # fmt: skip
@@ -140,7 +143,7 @@ def _nk_case(t: _Tables, rng: np.random.Generator, pid: str, centre: str, hsct: 
 
 
 def _nk_control(t: _Tables, rng: np.random.Generator, pid: str, centre: str, hsct: date, disease: str,
-                fate: tuple[str, int] | None, set_id: str, weight: float) -> None:  # fmt: skip
+                fate: tuple[str, int] | None, set_id: str | None, weight: float) -> None:  # fmt: skip
     at = _on(hsct)
     t.add("patients", patient_id=pid, centre=centre, sex=str(rng.choice(["F", "M"])), diagnosis=disease,
           age_at_diagnosis=int(rng.integers(20, 66)), diagnosis_date=at(-int(rng.integers(90, 500))))  # fmt: skip
@@ -148,7 +151,8 @@ def _nk_control(t: _Tables, rng: np.random.Generator, pid: str, centre: str, hsc
     t.add("donors", donor_id=did, patient_id=pid, relation=str(rng.choice(["child", "sibling", "parent"])),
           sex=str(rng.choice(["F", "M"])), hla_mismatches=int(rng.integers(4, 6)), hla_out_of=10)  # fmt: skip
     t.add("infusions", infusion_id=f"{pid}-I1", patient_id=pid, donor_id=did, date=at(0), product="HSCT")
-    t.add("matched_sets", patient_id=pid, study=NK_STUDY, set_id=set_id, role="control", weight=_r(weight, 4))
+    if set_id is not None:
+        t.add("matched_sets", patient_id=pid, study=NK_STUDY, set_id=set_id, role="control", weight=_r(weight, 4))
     item = "response_eln" if disease == "AML" else "disease_response"
     t.add("assessments", patient_id=pid, item=item, date=at(28), visit="day +28", value_text="CR")
     _nk_outcome(t, rng, pid, at, (NK_END - hsct).days, fate)
