@@ -87,7 +87,9 @@ def love_plot(
     ax.set_xlim(-0.02 * top, top * 1.08)
     ax.set_xlabel("Absolute standardised mean difference")
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(handles=handles, frameon=False, fontsize=8, loc="lower right")
+    # above the plot, right-aligned: inside it would cover the bottom rows' points
+    ax.legend(handles=handles, frameon=False, fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2,
+              borderaxespad=0.2)  # fmt: skip
     if title:
         ax.set_title(title, fontsize=11, loc="left")
     fig.tight_layout()
