@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import cache
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -196,3 +197,11 @@ def test_the_msc_plan_reports_the_consort_flow_counted_from_the_records():
         died = int((days[enrol.loc[days.index, "arm"] == arm] <= 364).sum())
         assert n[("Died by day 364", arm)] == died
     assert section.figures
+    # the allocation's balance by stratum, counted from the enrolment records' stratum and arm
+    balance = section.tables[1].frame.set_index("Stratum")
+    randomised = recs["enrolments"].dropna(subset=["arm"])
+    expected = pd.crosstab(randomised["stratum"], randomised["arm"])
+    for stratum in expected.index:
+        assert balance.loc[stratum, "MSC + basiliximab"] == expected.loc[stratum, "MSC + basiliximab"]
+        assert balance.loc[stratum, "Difference"] == abs(expected.loc[stratum].diff().iloc[-1])
+    assert balance.loc["All strata", "Total"] == 130 and balance.loc["All strata", "Difference"] == 0

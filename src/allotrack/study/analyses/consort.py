@@ -70,5 +70,23 @@ def consort_section(ctx: Context, a: sp.ConsortAnalysis) -> Section:
                        f"Randomised (n = {len(randomised)})", columns)  # fmt: skip
     notes = (f"Counted from the enrolment, death, follow-up and population records; lost to follow-up: alive and last "
              f"seen before day {a.horizon_days:g} after randomisation",)
-    return Section("Patient flow (CONSORT)", (), (TableBlock("Patient flow", pd.DataFrame(rows), notes),),
-                   (FigureBlock("CONSORT flow diagram", fig),))
+    tables = [TableBlock("Patient flow", pd.DataFrame(rows), notes)]
+    if randomised["stratum"].notna().any():
+        tables.append(_allocation_balance(randomised, arms))
+    return Section("Patient flow (CONSORT)", (), tuple(tables), (FigureBlock("CONSORT flow diagram", fig),))
+
+
+def _allocation_balance(randomised: pd.DataFrame, arms: list[str]) -> TableBlock:
+    """Randomised patients by stratum and arm (the allocation's balance, as the allocation log's summary gives
+    it), with the largest difference between arms in any stratum."""
+    counts = pd.crosstab(randomised["stratum"].fillna("not recorded").astype(str), randomised["arm"].astype(str))
+    counts = counts.reindex(columns=arms, fill_value=0)
+    shown = counts.assign(Total=counts.sum(axis=1), Difference=counts.max(axis=1) - counts.min(axis=1))
+    shown = shown.reset_index().rename(columns={"stratum": "Stratum"})
+    total = {"Stratum": "All strata", **{arm: int(counts[arm].sum()) for arm in arms},
+             "Total": int(counts.to_numpy().sum()), "Difference": int(counts.sum().max() - counts.sum().min())}
+    shown = pd.concat([shown, pd.DataFrame([total])], ignore_index=True)
+    note = ("Randomised patients by the stratum recorded at randomisation and the arm allocated; difference: the "
+            "largest minus the smallest arm (with equal allocation, permuted blocks keep it below the largest block "
+            "size within each stratum).",)  # fmt: skip
+    return TableBlock("Allocation by stratum", shown, note, data=counts.reset_index())
