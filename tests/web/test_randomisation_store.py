@@ -244,3 +244,59 @@ def _signed_in(app, name: str):
     token = csrf_of(c.get("/login").text)
     assert c.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token}).status_code == 303
     return c
+
+
+KILLED_ALLOCATOR = """
+import sys
+from datetime import date
+from allotrack.records.store import Store
+from allotrack.web.allocation import allocate
+from allotrack.web.auth import User
+
+store = Store(sys.argv[1])
+for k in range(1, 39):
+    if k % 10:
+        allocate(store.engine, User(2, "dm1", "data_manager", "C1") if k % 2 else User(3, "dm2", "data_manager", "C2"),
+                 "NCT04738981", f"R{k:03d}", date(2021, 3, 2))
+        print("ALLOCATED", flush=True)
+"""
+
+
+def test_sigkill_while_randomising_leaves_every_allocation_whole(store, tmp_path):
+    """A real SIGKILL while a process randomises patient after patient: every allocation stored has its enrolment
+    update and its audit rows, no enrolment has an arm without an allocation, each stratum's list positions stay
+    a prefix, and randomising goes on from where the list stopped."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    set_up(store.engine, ADMIN, STUDY, DESIGN, SEED, ["centre=C1", "centre=C2"], 30)
+    script = tmp_path / "killed_allocator.py"
+    script.write_text(KILLED_ALLOCATOR)
+    proc = subprocess.Popen([sys.executable, str(script), store.url], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    for _ in range(3):  # a few allocations are committed before the kill
+        assert proc.stdout.readline().strip() == "ALLOCATED"
+    time.sleep(0.01)
+    assert proc.poll() is None, "the allocations finished before they could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    store.engine.dispose()
+    log = allocation_log(store.engine, ADMIN, STUDY)
+    assert 3 <= len(log) < 34, len(log)
+    enrolments = store.load()["enrolments"].set_index("patient_id")
+    with_arm = set(enrolments.index[enrolments["arm"].notna()])
+    assert with_arm == set(log["patient_id"])
+    for row in log.itertuples():
+        assert enrolments.loc[row.patient_id, "arm"] == row.arm
+        assert enrolments.loc[row.patient_id, "allocation_number"] == row.number
+    for stratum, part in log.groupby("stratum"):
+        assert sorted(part["position"]) == list(range(1, len(part) + 1)), stratum
+    with store.engine.connect() as conn:
+        audited = conn.execute(sa.text("SELECT count(*) FROM audit_log WHERE action = 'randomise'")).scalar()
+    assert audited == len(log)
+    nxt = next(f"R{k:03d}" for k in range(1, 39) if k % 10 and f"R{k:03d}" not in with_arm)
+    done = allocate(store.engine, DM1 if int(nxt[1:]) % 2 else DM2, STUDY, nxt, date(2021, 3, 3))
+    assert done.number == len(log) + 1
