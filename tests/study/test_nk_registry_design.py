@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 import allotrack as at
+from allotrack.report.format import format_pvalue
 from allotrack.stats import conditional_logistic
 from allotrack.study.plan import load_plan
 from allotrack.study.run import StudyResult, example_plan_path, run_study
@@ -30,8 +31,11 @@ def _section(title: str):
 
 
 def _matched() -> pd.DataFrame:
+    """The matched cohort, the controls as the reference group (the plan's ``reference``)."""
     data = _run().dataset
-    return data[data["matched_set"].notna()].copy()
+    m = data[data["matched_set"].notna()].copy()
+    m["matched_set_group"] = pd.Categorical(m["matched_set_group"], categories=["Registry controls", "NK cells"])
+    return m
 
 
 def test_the_registry_holds_800_candidates_besides_the_25_cases():
@@ -85,7 +89,8 @@ def test_relapse_is_compared_by_stratified_grays_test_and_fine_gray_with_a_clust
     model = at.fine_gray(d, "time", "status", formula="C(matched_set_group)", cause=1, cluster="matched_set")
     row = fg.frame.iloc[0]
     shr = float(model.summary["shr"].iloc[0])
-    assert row["SHR (95% CI)"].startswith(f"{shr:.2f}")
+    assert row["SHR (95% CI)"].startswith(f"{shr:.2f}") and shr < 1  # NK cells vs the controls
+    assert row["Term"] == "NK cells vs Registry controls"
     unclustered = at.fine_gray(d, "time", "status", formula="C(matched_set_group)", cause=1)
     assert float(model.summary["se"].iloc[0]) != pytest.approx(float(unclustered.summary["se"].iloc[0]), rel=1e-3)
     gray = section.tables[0].frame
@@ -109,7 +114,8 @@ def test_dfs_cox_within_sets_and_weighted_with_clustered_variance_equal_the_libr
 
 
 def test_acute_gvhd_is_compared_within_matched_sets_by_conditional_logistic_regression():
-    section = _section("Acute GVHD grade II–IV by day +100, NK cells vs matched controls")
+    section = _section("Acute GVHD grade II–IV by day +100 (patients assessed then), NK cells vs matched controls")
+    main = section.tables[0].frame.set_index("")["Estimate (95% CI)"]
     within = section.tables[1]
     row = within.data[within.data["analysis"] == "conditional_logistic"].iloc[0]
     assessed = _matched().merge(_gvhd_by_day_100(), on="patient_id")
@@ -121,6 +127,8 @@ def test_acute_gvhd_is_compared_within_matched_sets_by_conditional_logistic_regr
     assert shown["Analysis"].startswith(f"Within matched sets ({model.n_informative_sets} of {model.n_sets} sets")
     assert shown["p-value"].endswith("²") and any("clogit" in n for n in within.notes)
     assert "conditional logistic regression" in _run().document.methods
+    assert main["p-value¹"] == format_pvalue(float(model.summary["p"].iloc[0]))  # the matched test, not chi-square
+    assert section.tables[0].notes[0].startswith("¹ Conditional logistic regression within matched sets")
 
 
 def _gvhd_by_day_100() -> pd.DataFrame:
@@ -141,8 +149,12 @@ def test_dose_finding_reads_levels_and_dlts_from_the_records_and_selects_the_mtd
     records = pd.DataFrame({"patient_id": range(25), "dose_level": ["DL1"] * 3 + ["DL2"] * 3 + ["DL3"] * 3
                             + ["DL4"] * 16, "dlt": [0] * 9 + [1] + [0] * 15})  # fmt: skip
     direct = dose_decisions(records, levels=["DL1", "DL2", "DL3", "DL4"], design="boin", target=0.3)
-    assert shown["Decision on the level's counts"].tolist() == direct.table["decision"].tolist()
-    assert section.paragraphs[-1] == f"The selected MTD is {direct.mtd}."
+    # the rule on each level's counts; at the highest level "escalate" means staying there
+    assert direct.table["decision"].tolist() == ["escalate"] * 4
+    assert shown["Decision on the level's counts"].tolist() == ["escalate"] * 3 + ["stay (highest level)"]
+    assert direct.mtd == "DL4"  # BOIN's selection: the level whose isotonic estimate is closest to the target
+    assert section.paragraphs[-1].startswith("The MTD was not reached: the highest level tested, DL4, has an "
+                                             "estimated DLT rate of 0.06, below the target 0.3")  # fmt: skip
     assert shown["DLT rate, isotonic estimate"].iloc[-1] == f"{1 / 16:.2f}"
 
 
@@ -150,7 +162,7 @@ def test_sample_size_is_the_design_function_and_a_wrong_input_is_refused_at_plan
     from allotrack.design.power import competing_risks
     from allotrack.study.plan import PlanError, parse_plan
 
-    section = _section("Power of the matched comparison of relapse")
+    section = _section("Design-stage power of the comparison of relapse (planned 25 cases, 175 controls)")
     direct = competing_risks(0.35, 0.38, n=200, allocation=0.125)
     assert section.tables[0].data["power"].iloc[0] == pytest.approx(direct.power, rel=1e-15)
     assert section.paragraphs[0].startswith(f"{direct.events} events and 25 + 175 = 200 patients give power "

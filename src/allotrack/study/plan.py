@@ -209,7 +209,14 @@ class EndpointChoice(_Strict):
 
 
 class Baseline(_Strict):
+    """The baseline table (gtsummary ``tbl_summary() |> add_p()``): ``subset`` restricts it (branching logic, e.g.
+    the matched cohort ``[matched_set] <> ''``), ``overall = false`` drops the all-patients column and ``tests =
+    false`` the p-values (a matched cohort's balance is shown by standardised differences, not tests)."""
+
     by: str | None = None
+    subset: str | None = None
+    overall: bool = True
+    tests: bool = True
     variables: list[str]
     normal: list[str] = []
     labels: dict[str, str] = {}
@@ -269,6 +276,7 @@ class CompetingAnalysis(_Analysis):
     both_causes: bool = False
     strata: str | None = None  # Gray's test stratified by this variable (e.g. the matched set)
     cluster: str | None = None  # Fine–Gray variance robust to correlation within its levels (e.g. the matched set)
+    reference: dict[str, str] = {}  # the Fine–Gray comparator level, e.g. { matched_set_group = "Registry controls" }
 
 
 class TimeDependentCoxAnalysis(_Analysis):

@@ -60,9 +60,9 @@ METHOD_TEXT = {
                  "above the assay's limit of detection.",
     "swimmer": "",
     "sample_size": "The sample size was calculated as stated with its table.",
-    "dose_finding": "Dose levels were assigned by the dose-finding design named with its table (3 + 3, or BOIN "
-                    "with its decision boundaries; Liu & Yuan 2015), and the maximum tolerated dose selected from "
-                    "the isotonic estimates of the DLT rates.",
+    "dose_finding": "The dose-limiting toxicities recorded per dose level were evaluated by the dose-finding rules "
+                    "named with their table (3 + 3, or BOIN with its decision boundaries; Liu & Yuan 2015), and the "
+                    "maximum tolerated dose selected from the isotonic estimates of the DLT rates.",
 }  # fmt: skip
 
 
@@ -123,10 +123,14 @@ def run_study(plan: StudyPlan, records: Records | None = None, base_dir: Path | 
     if plan.baseline:
         say("baseline table")
         b = plan.baseline
-        t1 = table_one(data, by=b.by, variables=b.variables, labels=b.labels, normal=b.normal, levels=b.levels,
-                       digits=b.digits, missing_text=b.missing_text)  # fmt: skip
-        sections.append(Section("Baseline characteristics", (), (TableBlock("Table 1. Patient and donor "
-                                                                           "characteristics", t1),)))  # fmt: skip
+        scoped, who = ctx.restricted(b)
+        t1 = table_one(scoped.data, by=b.by, variables=b.variables, labels=b.labels, normal=b.normal,
+                       levels=b.levels, digits=b.digits, missing_text=b.missing_text, overall=b.overall)  # fmt: skip
+        if not b.tests:  # the p-value column and the footnotes naming tests go; the summary footnote stays
+            t1 = replace(t1, table=t1.table.drop(columns="p-value"), footnotes=t1.footnotes[:1])
+        donor = any(v.startswith("donor") or "hla" in v or v == "sex_pair" for v in b.variables)
+        caption = f"Table 1. Patient{' and donor' if donor else ''} characteristics" + (f" [{who}]" if who else "")
+        sections.append(Section("Baseline characteristics", (), (TableBlock(caption, t1),)))
     for i, a in enumerate(plan.analyses):
         say(f"analysis: {a.kind}")
         try:
@@ -167,7 +171,10 @@ def methods_text(plan: StudyPlan, data: pd.DataFrame | None = None) -> str:
     endpoint's time origin, the follow-up (reverse Kaplan–Meier median of overall survival, from ``data``) and the
     variance of each model."""
     parts = []
-    if plan.baseline:
+    if plan.baseline and not plan.baseline.tests:
+        parts.append("Baseline characteristics are summarised as n (%) and median (Q1, Q3)"
+                     + (" or mean (SD)" if plan.baseline.normal else "") + ", without tests between the groups.")
+    elif plan.baseline:
         parts.append("Baseline characteristics are summarised as n (%) and median (Q1, Q3) or mean (SD), and compared "
                      "by Pearson's chi-square test without continuity correction when all expected counts were at "
                      "least 5, otherwise Fisher's exact test, and by the Wilcoxon rank-sum or Kruskal–Wallis test "

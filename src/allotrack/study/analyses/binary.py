@@ -60,7 +60,12 @@ def binary_section(ctx: Context, a: BinaryAnalysis) -> Section:
                  int((counted[a.by].astype(str) == g).sum())) for g in (first, reference)}  # fmt: skip
     result = binary_counts(*count[first], *count[reference], labels=(first, reference))
     title = a.title or f"{a.item} at {a.visit}"
-    tables, figures = [_table(result, a, title, missing)], []
+    matched = None
+    if a.matched_sets:  # the test shown is the matched one: conditional logistic regression within the sets
+        frame = counted.merge(data.drop(columns=[a.by]), on="patient_id").assign(
+            event=lambda f: f["event"].astype(bool).astype(int), arm=lambda f: f[a.by].astype(str))  # fmt: skip
+        matched = _within_sets(ctx, a, frame, first, reference)[1].get("p_value")
+    tables, figures = [_table(result, a, title, missing, matched)], []
     if a.strata or a.adjust or a.matched_sets:
         frame = counted.merge(data.drop(columns=[a.by]), on="patient_id").assign(
             event=lambda f: f["event"].astype(bool).astype(int), arm=lambda f: f[a.by].astype(str))  # fmt: skip
@@ -206,23 +211,31 @@ def _dictionary(ctx: Context) -> DataDictionary:
     return ctx.dictionary or default_dictionary()
 
 
-def _table(result: BinaryOutcome, a: BinaryAnalysis, title: str, missing: pd.Series) -> TableBlock:
+def _table(result: BinaryOutcome, a: BinaryAnalysis, title: str, missing: pd.Series,
+           matched_p: object = None) -> TableBlock:  # fmt: skip
     def ci(est: float, lo: float, hi: float, pct: bool) -> str:
-        if pct:
-            return f"{format_percent(est)}% ({format_percent(lo)}–{format_percent(hi)}%)"
+        if pct:  # "−19 to 18%": an en dash between signed numbers reads as a minus
+            sep = " to " if lo < 0 or hi < 0 else "–"
+            return f"{format_percent(est)}% ({format_percent(lo)}{sep}{format_percent(hi)}%)"
         return f"{est:.2f} ({lo:.2f}–{hi:.2f})"
 
     p_value = {"chisq": result.chisq.p_value, "chisq_yates": result.chisq_corrected.p_value,
                "fisher": result.fisher_p_value}[a.test]  # fmt: skip
+    if a.matched_sets:
+        p_value = float(matched_p) if isinstance(matched_p, float) else float("nan")
     rows = [{"": f"{label}: {x}/{n}", "Estimate (95% CI)": ci(p.estimate, p.lower, p.upper, True)}
             for label, x, n, p in ((result.labels[0], result.events_a, result.n_a, result.proportion_a),
                                    (result.labels[1], result.events_b, result.n_b, result.proportion_b))]  # fmt: skip
     d, rr, odds = result.risk_difference, result.relative_risk, result.odds_ratio
-    rows += [{"": "Risk difference", "Estimate (95% CI)": ci(d.estimate, d.lower, d.upper, True)},
-             {"": "Relative risk", "Estimate (95% CI)": ci(rr.estimate, rr.lower, rr.upper, False)},
-             {"": "Odds ratio", "Estimate (95% CI)": ci(odds.estimate, odds.lower, odds.upper, False)},
-             {"": "p-value¹", "Estimate (95% CI)": format_pvalue(p_value)}]  # fmt: skip
-    notes = [f"¹ {TESTS[a.test]}.",
+    crude = " (crude)" if a.matched_sets else ""
+    rows += [{"": f"Risk difference{crude}", "Estimate (95% CI)": ci(d.estimate, d.lower, d.upper, True)},
+             {"": f"Relative risk{crude}", "Estimate (95% CI)": ci(rr.estimate, rr.lower, rr.upper, False)},
+             {"": f"Odds ratio{crude}", "Estimate (95% CI)": ci(odds.estimate, odds.lower, odds.upper, False)},
+             {"": "p-value¹", "Estimate (95% CI)": format_pvalue(p_value) if p_value == p_value else "—"}]  # fmt: skip
+    test = (f"Conditional logistic regression within {lower_first(a.matched_sets.replace('_', ' '))}s (Wald; the "
+            "odds ratio within sets is in the next table); the crude estimates above ignore the matching"
+            if a.matched_sets else TESTS[a.test])  # fmt: skip
+    notes = [f"¹ {test}.",
              "Proportions with Wilson score intervals; risk difference with Newcombe's hybrid score interval; "
              "relative risk with the Katz log interval; odds ratio as the conditional maximum-likelihood estimate "
              "with its exact interval (R fisher.test).",

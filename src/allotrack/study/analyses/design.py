@@ -62,18 +62,26 @@ def dose_finding_section(ctx: Context, a: sp.DoseFindingAnalysis) -> Section:
     not_evaluable = int(frame["dlt"].isna().sum())
     frame = frame.dropna(subset=["dlt"]).assign(dlt=lambda f: f["dlt"].astype(int))
     result = dose_decisions(frame, levels=a.levels, design=a.design, target=a.target, current_level=a.current_level)
+    name = "BOIN" if a.design == "boin" else "3 + 3"
     table = result.table
+    decisions = table["decision"].astype(str).tolist()
+    if decisions and decisions[-1] == "escalate":  # nothing above the highest level: the action is to stay
+        decisions[-1] = "stay (highest level)"
     shown = pd.DataFrame({
         "Dose level": table["level"].astype(str), "Patients": table["n"].astype(int),
         "DLTs": table["dlt"].astype(int),
-        "Decision on the level's counts": table["decision"],
+        "Decision on the level's counts": decisions,
         "Eliminated": table["eliminated"].map({True: "yes", False: ""}),
         "DLT rate, isotonic estimate": [f"{v:.2f}" if v == v else "—" for v in table["isotonic"]],
     })  # fmt: skip
-    name = "BOIN" if a.design == "boin" else "3 + 3"
     target = f", target DLT rate {a.target:g}" if a.target is not None else ""
     mtd = (f"The selected MTD is {result.mtd}." if result.mtd is not None
            else f"No MTD is selected ({result.mtd_status}).")  # fmt: skip
+    top = table.iloc[-1]
+    below_target = a.target is not None and top["isotonic"] == top["isotonic"] and top["isotonic"] < a.target
+    if result.mtd is not None and str(result.mtd) == str(a.levels[-1]) and below_target:
+        mtd = (f"The MTD was not reached: the highest level tested, {result.mtd}, has an estimated DLT rate of "
+               f"{top['isotonic']:.2f}, below the target {a.target:g} ({name}'s selection rule names it).")
     if a.current_level is not None:
         mtd += (" The trial stops." if result.stop else f" The next cohort is treated at {result.next_level}.")
     notes = [f"{name} design{target}; DLT = any '{a.item}' assessment of yes; dose level = the first "

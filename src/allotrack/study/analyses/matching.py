@@ -35,8 +35,12 @@ def balance_section(ctx: Context, a: sp.BalanceAnalysis) -> Section:
     n_treated = int(result.treated.sum())
     matched_treated = n_treated - len(result.unmatched_treated)
     controls = int(((~result.treated) & (result.weights > 0)).sum())
-    rule = (f"{spec.ratio}:1" if spec.max_ratio is None else f"up to {spec.max_ratio} per treated patient") + (
-        " with replacement" if spec.replace else "")  # fmt: skip
+    sets = result.sets_frame()
+    per_set = sets[sets["role"] == "control"].groupby("set_id").size().value_counts().sort_index(ascending=False)
+    sizes = ", ".join(f"{n} set{'s' if n != 1 else ''} of {k}" for k, n in per_set.items())
+    most = spec.ratio if spec.max_ratio is None else spec.max_ratio
+    rule = (f"{most}:1" if per_set.index.tolist() == [most] else f"up to {most} per treated patient: {sizes}") + (
+        "; greedy nearest neighbour " + ("with" if spec.replace else "without") + " replacement")  # fmt: skip
     text = (f"{matched_treated} of {n_treated} treated patients matched to {controls} controls ({rule}; distance "
             f"{spec.distance}" + (f", exact on {', '.join(ctx.label(e) for e in spec.exact)}" if spec.exact else "")
             + (f", caliper {_caliper(ctx, spec.caliper)}" if spec.caliper is not None else "") + ").")  # fmt: skip

@@ -219,6 +219,18 @@ def _formula_term(name: str, data: pd.DataFrame) -> str:
     return f"C({name})" if not pd.api.types.is_numeric_dtype(data[name]) else name
 
 
+def _with_reference(d: pd.DataFrame, reference: dict[str, str]) -> pd.DataFrame:
+    """The comparator level of each categorical variable first (formulaic's reference level), e.g. the controls
+    so that a ratio reads "treated vs controls"."""
+    for var, ref in reference.items():
+        others = sorted(str(v) for v in d[var].dropna().unique() if str(v) != ref)
+        if len(others) == d[var].dropna().astype(str).nunique():
+            raise InputError(f"reference {ref!r} is not a value of {var!r} ({others})", table="plan",
+                             column=f"reference.{var}")  # fmt: skip
+        d = d.assign(**{var: pd.Categorical(d[var].astype(str).where(d[var].notna()), categories=[ref, *others])})
+    return d
+
+
 def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
     """Univariate Cox models, then a multivariate one (R ``coxph``; ``strata``, ``cluster`` and ``weights`` as
     the plan gives them). With a cluster the variable's test is the robust score test (the likelihood-ratio test
@@ -234,12 +246,7 @@ def cox_section(ctx: Context, a: sp.CoxAnalysis) -> Section:
                            "robust": a.weights is not None}
     variable_test = "robust score" if (a.cluster or a.weights) else "likelihood ratio"
     test_column = "Robust score p¹" if variable_test == "robust score" else "Likelihood-ratio p¹"
-    for var, ref in a.reference.items():  # the comparator level first: formulaic's reference
-        others = sorted(str(v) for v in d[var].dropna().unique() if str(v) != ref)
-        if len(others) == d[var].dropna().astype(str).nunique():
-            raise InputError(f"reference {ref!r} is not a value of {var!r} ({others})", table="plan",
-                             column=f"reference.{var}")  # fmt: skip
-        d = d.assign(**{var: pd.Categorical(d[var].astype(str).where(d[var].notna()), categories=[ref, *others])})
+    d = _with_reference(d, a.reference)
     for var in a.univariate:
         sub = d.dropna(subset=[var])
         model = at.cox_ph(sub, "time", "status", formula=_formula_term(var, sub), **fit)
@@ -381,16 +388,21 @@ def competing_section(ctx: Context, a: sp.CompetingAnalysis) -> Section:
     tables.append(TableBlock(f"{ep.label} (competing: {competing}; from {ep.origin_label})", frame, tuple(notes)))
     fg_rows = []
     for var in a.fine_gray:
-        sub = d.dropna(subset=[var, *([a.cluster] if a.cluster else [])])
+        sub = _with_reference(d.dropna(subset=[var, *([a.cluster] if a.cluster else [])]), a.reference)
         model = at.fine_gray(sub, "time", "status", formula=_formula_term(var, sub), cause=1, cluster=a.cluster)
         for term, coefs in model.summary.iterrows():
             shr, lo, hi, p = (float(coefs[k]) for k in ("shr", "shr_lower", "shr_upper", "p"))
-            fg_rows.append({"Variable": ctx.label(var), "Term": _split_term(str(term))[1],
+            level = _split_term(str(term))[1]
+            if level != "per unit" and isinstance(sub[var].dtype, pd.CategoricalDtype):
+                level = f"{level} vs {sub[var].cat.categories[0]}"
+            fg_rows.append({"Variable": ctx.label(var), "Term": level,
                             "SHR (95% CI)": f"{format_ratio(shr)} ({format_ratio(lo)}–{format_ratio(hi)})",
                             "p-value": format_pvalue(p)})
     if fg_rows:
         tables.append(TableBlock(f"{ep.label}: Fine–Gray subdistribution hazards", pd.DataFrame(fg_rows),
                                  ("Fine–Gray model (R cmprsk crr), sandwich variance" + (
                                      f" clustered by {lower_first(ctx.label(a.cluster))} (Zhou et al. 2012; R "
-                                     "crrSC crrc)" if a.cluster else ""),)))  # fmt: skip
+                                     "crrSC crrc): a marginal comparison that allows for the correlation within "
+                                     "clusters but does not compare within them (the stratified Gray test does)"
+                                     if a.cluster else ""),)))  # fmt: skip
     return Section(ep.label, (), tuple(tables), tuple(figures))
