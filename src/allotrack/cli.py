@@ -689,6 +689,59 @@ def user_add(
                                                               else ""))  # fmt: skip
 
 
+@user_app.command("unlock")
+@_one_line_errors("Account not unlocked:")
+def user_unlock(username: str = typer.Argument(...), db: str | None = DB_OPTION) -> None:
+    """Unlock an account throttled by failed logins (its failures so far no longer count, in every server)."""
+    from allotrack.web.auth import unlock_user
+
+    if not unlock_user(_open_store(db).engine, username):
+        _fail(f"no account {username!r}", "Account not unlocked:")
+    console.print(f"unlocked '{username}'", markup=False)
+
+
+@user_app.command("deactivate")
+@_one_line_errors("Account not deactivated:")
+def user_deactivate(username: str = typer.Argument(...), db: str | None = DB_OPTION) -> None:
+    """Deactivate an account: no more logins; its sessions end and its API tokens are revoked."""
+    from allotrack.web.auth import deactivate_user
+
+    if not deactivate_user(_open_store(db).engine, username):
+        _fail(f"no account {username!r}", "Account not deactivated:")
+    console.print(f"deactivated '{username}'", markup=False)
+
+
+@user_app.command("tokens")
+@_one_line_errors("Tokens not listed:")
+def user_tokens(
+    username: str = typer.Argument(...),
+    db: str | None = DB_OPTION,
+    revoke: list[int] = typer.Option([], help="Revoke the token of this id (repeatable)."),
+    revoke_all: bool = typer.Option(False, help="Revoke every token of the account."),
+) -> None:
+    """List an account's API tokens (id, label, scopes, expiry, state), or revoke some or all of them."""
+    import sqlalchemy as sa
+
+    from allotrack.records.tables import USERS
+    from allotrack.web.auth import list_tokens, revoke_token
+
+    store = _open_store(db)
+    with store.engine.connect() as conn:
+        user_id = conn.execute(sa.select(USERS.c.user_id).where(USERS.c.username == username)).scalar()
+    if user_id is None:
+        _fail(f"no account {username!r}", "Tokens not listed:")
+    found = list_tokens(store.engine, int(user_id))
+    for token_id in [t.token_id for t in found if not t.revoked] if revoke_all else revoke:
+        if not revoke_token(store.engine, int(user_id), token_id):
+            _fail(f"{username!r} has no token {token_id}", "Token not revoked:")
+        console.print(f"revoked token {token_id}")
+    for t in list_tokens(store.engine, int(user_id)) if (revoke or revoke_all) else found:
+        state = "revoked" if t.revoked else ("usable" if t.usable else "expired")
+        expires = f"{t.expires_at:%Y-%m-%d %H:%M} UTC" if t.expires_at is not None else "no expiry"
+        console.print(f"{t.token_id}\t{t.label or '-'}\t{' '.join(t.scopes)}\texpires {expires}\t{state}",
+                      markup=False, soft_wrap=True)  # fmt: skip
+
+
 randomise_app = typer.Typer(help="Randomisation: set up a study's allocation, randomise patients, read the log.")
 app.add_typer(randomise_app, name="randomise")
 from allotrack.cli_design import dose_app, power_app  # noqa: E402  (no cycle: cli_design imports cli lazily)
@@ -781,6 +834,26 @@ def randomise_log(
     console.print(_frame_table(f"{study}: patients by stratum and arm", allocation_balance(store.engine, account,
                                                                                           study)))  # fmt: skip
     console.print(f"log written to {out}")
+
+
+record_app = typer.Typer(help="Stored records: restore a deleted patient.")
+app.add_typer(record_app, name="record")
+
+
+@record_app.command("restore")
+@_one_line_errors("Not restored:")
+def record_restore(
+    patient: str = typer.Argument(..., help="The deleted patient's id."),
+    reason: str = typer.Option(..., help="Why the patient is restored (kept in the audit trail)."),
+    user: str = typer.Option(..., help="An administrator's account."),
+    db: str | None = DB_OPTION,
+) -> None:
+    """Restore a deleted patient with the records deleted with it (administrators only; audited)."""
+    from allotrack.web.data import restore_patient
+
+    store, account = _account(db, user)
+    restored = restore_patient(store.engine, account, patient, reason)
+    console.print(f"{patient} restored: {_counts(restored)}", soft_wrap=True)
 
 
 @app.command("match")

@@ -186,3 +186,37 @@ def test_alerts_leave_out_patients_who_died():
     assert {"MST01", "MST22"} <= early  # early deaths: their first course never recovered
     shown = {a.patient_id for a in all_alerts(records, today)}
     assert not shown & set(records["deaths"]["patient_id"])
+
+
+def test_the_patient_list_pages_end(web):
+    """50 patients a page with the range shown; "Next page" only while more patients follow, "Previous page" after
+    the first; a page past the end says so (counts from the store: other tests of the module add patients)."""
+    import sqlalchemy as sa
+
+    with web.state.store.engine.connect() as conn:
+        n_c1, n_all = (int(conn.execute(sa.text("SELECT count(*) FROM patients WHERE deleted = :f" + extra),
+                                        {"f": False}).scalar_one())
+                       for extra in (" AND centre_code = 'C1'", ""))  # fmt: skip
+    assert n_all < 50  # one page each
+    dm1 = login(web, "dm1")
+    first = dm1.get("/patients").text
+    assert f"Patients 1–{n_c1} of {n_c1}" in first and "Next page" not in first and "Previous page" not in first
+    beyond = dm1.get("/patients?page=3").text
+    assert f"No patients on page 3 ({n_c1} in all)" in beyond and "Previous page" in beyond
+    assert f"Patients 1–{n_all} of {n_all}" in login(web, "admin").get("/patients").text
+
+
+def test_a_refused_assessment_comes_back_with_its_reason_and_the_values_entered(web):
+    """Saving an invalid or late assessment answers 422 with the form as entered and the reason next to the Save
+    button (htmx swaps 422 answers: static/app.js), instead of a silent failure."""
+    dm1 = login(web, "dm1")
+    token = page_csrf(dm1)
+    res = dm1.post("/patients/MST16/gvhd", data={"csrf_token": token, "date": "2016-02-01", "skin_bsa": "500",
+                                                 "bilirubin": "2.5", "stool_ml": "0"})  # fmt: skip
+    assert res.status_code == 422
+    assert 'id="save-error">Not saved: ' in res.text and 'value="500"' in res.text and 'value="2.5"' in res.text
+    late = dm1.post("/patients/MST16/gvhd", data={"csrf_token": token, "date": "2099-01-01", "skin_bsa": "10",
+                                                  "bilirubin": "0", "stool_ml": "0"})  # fmt: skip
+    assert late.status_code == 422 and "Not saved: " in late.text and 'value="2099-01-01"' in late.text
+    script = dm1.get("/static/app.js").text
+    assert "htmx:beforeSwap" in script and "422" in script and '<script src="/static/app.js">' in res.text

@@ -10,7 +10,7 @@ from datetime import date
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from webfixtures import PG_URL, _reset
+from webfixtures import _reset, empty_store_url
 
 from allotrack.design.randomisation import RandomisationDesign, randomisation_list
 from allotrack.errors import InputError
@@ -42,15 +42,7 @@ def _records(n: int = 40) -> Records:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'r.db'}"
-    else:
-        try:
-            sa.create_engine(PG_URL).connect().close()
-        except Exception:
-            pytest.skip("no PostgreSQL server at 127.0.0.1:5432")
-        url = PG_URL
-        _reset(url)
+    url = empty_store_url(request.param, tmp_path)
     s = Store(url)
     s.init()
     recs = _records()

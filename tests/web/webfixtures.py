@@ -33,17 +33,22 @@ def _reset(url: str) -> None:
     engine.dispose()
 
 
+def empty_store_url(backend: str, folder: Path) -> str:
+    """A URL of an empty store: a new SQLite file in ``folder``, or the PostgreSQL test database emptied (the test
+    is skipped when no server answers)."""
+    if backend == "sqlite":
+        return f"sqlite:///{folder / 'store.db'}"
+    try:
+        sa.create_engine(PG_URL).connect().close()
+    except Exception:
+        pytest.skip("no PostgreSQL server at 127.0.0.1:5432")
+    _reset(PG_URL)
+    return PG_URL
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def web(request, tmp_path_factory):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('web') / 'web.db'}"
-    else:
-        try:
-            sa.create_engine(PG_URL).connect().close()
-        except Exception:
-            pytest.skip("no PostgreSQL server at 127.0.0.1:5432")
-        url = PG_URL
-        _reset(url)
+    url = empty_store_url(request.param, tmp_path_factory.mktemp("web"))
     app = create_app(url, secret_key="test-secret")
     store: Store = app.state.store
     store.import_records(demo_records(), user="setup", centre="C1")

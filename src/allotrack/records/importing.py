@@ -116,6 +116,10 @@ def import_records(engine: Engine, records: Records, user: str = "import", centr
     touched = _patient_ids(incoming)
     with write_transaction(engine) as conn:
         stored = _touched_records(conn, incoming, touched)
+        if centre is not None:  # a data access group's import: another centre's patients are not there for it
+            stored, taken = _within_centre(stored, centre)
+            problems.extend(_taken_ids(incoming, taken))
+        problems.extend(_deleted_patients(conn, incoming, stored, centre))
         plans = {name: _classify(inc, stored[name], update, drop_duplicates, centre, _RowNamer(records, name))
                  for name, inc in incoming.items()}  # fmt: skip
         for plan in plans.values():
@@ -151,11 +155,100 @@ def import_records(engine: Engine, records: Records, user: str = "import", centr
         new_rows = {n: _rows(incoming[n].frame, p.new).assign(
             record_hash=_rows(incoming[n].hashes, p.new).view(np.int64),
             key_hash=_rows(incoming[n].keys, p.new).view(np.int64)) for n, p in plans.items() if p.new.any()}
+        owners = sorted(set(stored["patients"]["centre_code"].dropna().astype(str))) if centre is None else []
+        before = {n: _last_row_id(conn, n) for n in new_rows} if owners else {}
         write_tables(conn, new_rows, audit, _row_counts(conn, new_rows))
+        for name, last in before.items():
+            _inherit_centre(conn, name, last, owners)
         for name, plan in plans.items():
             _apply_updates(conn, name, incoming[name], plan)
         _audit(conn, audit, incoming, plans, reason)
     return report
+
+
+def _within_centre(stored: dict[str, pd.DataFrame],
+                   centre: str) -> tuple[dict[str, pd.DataFrame], dict[str, set[int]]]:  # fmt: skip
+    """The stored records an import of ``centre`` may see: those of patients of that centre and of patients not
+    stored at all. A patient stored under another centre (or under none) is left out entirely, so that an import
+    naming it gets exactly the answer an unknown patient gets (forms answer so too: :mod:`allotrack.web.data`).
+    Also returns, per table with a global key (patients, donors, courses, infusions), the key hashes of the
+    left-out rows: ids that are taken."""
+    owners = stored["patients"]
+    foreign = set(owners.loc[owners["centre_code"].ne(centre) | owners["centre_code"].isna(), "patient_id"].astype(str))
+    if not foreign:
+        return stored, {}
+    kept, taken = {}, {}
+    for name, frame in stored.items():
+        out = frame["patient_id"].astype(str).isin(foreign).to_numpy() if len(frame) else np.zeros(0, bool)
+        kept[name] = frame[~out] if out.any() else frame
+        if (TABLES[name].global_key or name == "patients") and out.any():  # ids unique across patients
+            taken[name] = set(frame.loc[out, "key_hash"].astype(np.int64).tolist())
+    return kept, taken
+
+
+def _taken_ids(incoming: dict[str, _Incoming], taken: dict[str, set[int]]) -> list[Problem]:
+    """Incoming rows whose id (patient, donor, course or infusion id) another centre's records hold: refused
+    without saying whose."""
+    problems = []
+    key_column = {"patients": "patient_id", "donors": "donor_id", "courses": "course_id", "infusions": "infusion_id"}
+    for name, keys in taken.items():
+        inc = incoming.get(name)
+        if inc is None:
+            continue
+        column = key_column.get(name, TABLES[name].natural_key[0])
+        for position in np.flatnonzero(np.isin(inc.keys.view(np.int64), list(keys))).tolist():
+            problems.append(Problem(name, position, column, inc.frame[column].iloc[position],
+                                    f"this {column} is already used by a stored record of another patient or "
+                                    "centre"))  # fmt: skip
+    return problems
+
+
+def _deleted_patients(conn: sa.Connection, incoming: dict[str, _Incoming], stored: dict[str, pd.DataFrame],
+                      centre: str | None) -> list[Problem]:  # fmt: skip
+    """Incoming patient records whose id belongs to a deleted patient (and to no current one): an import must not
+    silently re-create a patient someone deleted with a reason. The importer's own centre is told to have it
+    restored; another centre's deleted patient is answered like any id another centre holds."""
+    inc = incoming.get("patients")
+    if inc is None:
+        return []
+    ids = inc.frame["patient_id"].astype(str)
+    current = set(stored["patients"]["patient_id"].astype(str))
+    wanted = sorted(set(ids) - current)
+    if not wanted:
+        return []
+    p = METADATA.tables["patients"]
+    rows = conn.execute(sa.select(p.c.patient_id, p.c.centre_code).where(p.c.patient_id.in_(wanted),
+                                                                         p.c.deleted.is_(True))).all()  # fmt: skip
+    deleted = {str(r.patient_id): r.centre_code for r in rows}
+    problems = []
+    for position in np.flatnonzero(ids.isin(deleted).to_numpy()).tolist():
+        pid = ids.iloc[position]
+        if centre is None or deleted[pid] == centre:
+            rule = (f"patient {pid!r} was deleted; an administrator can restore it with its records (allotrack "
+                    "record restore), or give the new patient another id")  # fmt: skip
+        else:
+            rule = "this patient_id is already used by a stored record of another patient or centre"
+        problems.append(Problem("patients", position, "patient_id", pid, rule))
+    return problems
+
+
+def _last_row_id(conn: sa.Connection, name: str) -> int:
+    table = METADATA.tables[name]
+    return int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(table.c.row_id), 0))).scalar_one())
+
+
+def _inherit_centre(conn: sa.Connection, name: str, after: int, centres: list[str]) -> None:
+    """Rows an import without a centre (an administrator's, a single-site CLI's) added after row ``after`` take the
+    centre of the patient they belong to, so the patient's centre sees them (as a form entry by an administrator
+    does: :func:`allotrack.web.data.add_records`). ``centres``: the centres of the stored patients the import
+    touched (none for a first import: nothing to do). One set-based UPDATE per centre."""
+    if name == "patients":
+        return
+    table, patients = METADATA.tables[name], METADATA.tables["patients"]
+    for code in centres:
+        theirs = sa.select(patients.c.patient_id).where(patients.c.centre_code == code, patients.c.deleted.is_(False))
+        conn.execute(table.update().where(table.c.row_id > after, table.c.centre_code.is_(None),
+                                          table.c.patient_id.in_(theirs)).values(centre_code=code))  # fmt: skip
 
 
 def _rows(values: Any, mask: np.ndarray) -> Any:

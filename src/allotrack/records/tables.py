@@ -72,6 +72,8 @@ USERS = sa.Table(
     sa.Column("active", sa.Boolean, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("blinded", sa.Boolean, nullable=False, server_default=sa.false()),  # migration 0008
+    sa.Column("session_epoch", sa.Integer, nullable=False, server_default="0"),  # migration 0009
+    sa.Column("unlocked_at", sa.DateTime(timezone=True)),  # migration 0009
 )  # fmt: skip
 API_TOKENS = sa.Table(
     "api_tokens", METADATA,
@@ -80,6 +82,9 @@ API_TOKENS = sa.Table(
     sa.Column("user_id", sa.Integer, sa.ForeignKey("users.user_id"), nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("revoked", sa.Boolean, nullable=False),
+    sa.Column("scopes", sa.String(50), nullable=False, server_default="read"),  # migration 0009
+    sa.Column("expires_at", sa.DateTime(timezone=True)),  # migration 0009
+    sa.Column("label", sa.String(100)),  # migration 0009
 )  # fmt: skip
 AUDIT_LOG = sa.Table(
     "audit_log", METADATA,

@@ -2,7 +2,10 @@
 OpenAPI document). ``create_app()`` wires the store, sessions, security and the routes.
 
 Logs name the route template (``/patients/{patient_id}``), status and duration, never a path with an identifier
-in it; unexpected errors show and log a reference id, not a trace.
+in it; unexpected errors show and log a reference id, not a trace. Request, upload and workbook size limits,
+the uploads folder and its clean-up, the security headers and the last-resort error handler:
+:mod:`allotrack.web.limits`. Bad input of any kind answers 4xx with a message (``AllotrackError`` 422, a
+conflicting concurrent change 409, request validation 422 without echoing the values sent).
 """
 
 from __future__ import annotations
@@ -10,23 +13,26 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.middleware.sessions import SessionMiddleware
 
+from allotrack.errors import AllotrackError
 from allotrack.records.store import Store
 from allotrack.records.validate import ValidationError
-from allotrack.web.auth import User, authenticate, user_by_id, user_for_token
-from allotrack.web.data import Forbidden, NotFound
-from allotrack.web.security import LoginThrottle, csrf_token, reference_id
+from allotrack.web.auth import User, check_password, login_account, oversized, token_access, unlocked_since, user_by_id
+from allotrack.web.data import Conflict, Forbidden, NotFound
+from allotrack.web.limits import Guard, Limits, remove_stale_uploads, uploads_folder
+from allotrack.web.security import LoginThrottle, csrf_token
 
 log = logging.getLogger("allotrack.web")
 HERE = Path(str(files("allotrack.web")))
@@ -44,16 +50,25 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith("/api/")
 
 
+READING = ("GET", "HEAD", "OPTIONS")
+
+
 def current_user(request: Request) -> User:
-    """The signed-in user (session cookie) or the bearer of an API token."""
+    """The signed-in user (a session cookie of the user's current session epoch) or the bearer of a usable API
+    token (a token without the ``write`` scope may only read)."""
     engine = request.app.state.store.engine
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
-        user = user_for_token(engine, auth[7:].strip())
+        found = token_access(engine, auth[7:].strip())
+        user = found[0] if found is not None else None
         request.state.via_token = user is not None
+        if found is not None and "write" not in found[1] and request.method not in READING:
+            raise Forbidden("this API token may only read (scope: read)")
     else:
         uid = request.session.get("user_id")
         user = user_by_id(engine, int(uid)) if uid is not None else None
+        if user is not None and request.session.get("epoch") != user.session_epoch:
+            user = None  # signed out since (logout, password change, deactivation)
         request.state.via_token = False
     if user is None:
         raise NotAuthenticated()
@@ -69,30 +84,44 @@ class LoginRefused(Exception):
 
 
 def sign_in(request: Request, username: str, password: str) -> User:
-    """Check a password login (pages and API tokens alike) under the login throttle."""
-    throttle: LoginThrottle = request.app.state.throttle
-    keys = (f"user:{username.lower()}", f"addr:{request.client.host if request.client else '?'}")
-    if throttle.blocked(*keys):
-        raise LoginRefused(throttled=True)
-    user = authenticate(request.app.state.store.engine, username, password)
-    if user is None:
-        throttle.failed(*keys)
+    """Check a password login (pages and API tokens alike) under the login throttle: oversized credentials are
+    refused before any work; the attempt is counted before the password is checked (parallel attempts cannot
+    outrun the count); success clears the user's count and takes back only this attempt from the address's."""
+    if oversized(username, password):
         raise LoginRefused(throttled=False)
-    throttle.succeeded(*keys)
+    throttle: LoginThrottle = request.app.state.throttle
+    user_key, address_key = f"user:{username.lower()}", f"addr:{request.client.host if request.client else '?'}"
+    account = login_account(request.app.state.store.engine, username)
+    if not throttle.attempt(user_key, address_key, since=unlocked_since(account)):
+        raise LoginRefused(throttled=True)
+    user = check_password(account, password)
+    if user is None:
+        raise LoginRefused(throttled=False)
+    throttle.succeeded(user_key)
+    throttle.take_back(address_key)
     return user
 
 
-def create_app(url: str | None = None, secret_key: str | None = None, secure_cookies: bool | None = None) -> FastAPI:
+def create_app(url: str | None = None, secret_key: str | None = None, secure_cookies: bool | None = None, *,
+               max_body_bytes: int | None = None, max_xlsx_bytes: int | None = None, max_csv_rows: int | None = None,
+               upload_max_age: float | None = None, uploads_dir: str | Path | None = None,
+               https_only: bool | None = None) -> FastAPI:  # fmt: skip
     """The application over the store at ``url`` (SQLite default or PostgreSQL). ``secret_key`` signs session
     cookies (``ALLOTRACK_SECRET_KEY``, else a random key per process); ``secure_cookies`` marks them Secure (set it
-    behind TLS; ``ALLOTRACK_SECURE_COOKIES=1``)."""
+    behind TLS; ``ALLOTRACK_SECURE_COOKIES=1``). ``https_only`` (``ALLOTRACK_HTTPS_ONLY=1``; default: as
+    ``secure_cookies``) sends Strict-Transport-Security on every response, not only on HTTPS requests. The limits
+    and ``uploads_dir``: :mod:`allotrack.web.limits`."""
     store = Store(url)
     store.init()
-    app = FastAPI(title="allotrack", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
+    # no /api/docs: FastAPI's Swagger UI page loads its script from a CDN (the document stays at /api/openapi.json)
+    app = FastAPI(title="allotrack", version="0.1.0", docs_url=None, openapi_url="/api/openapi.json",
                   redoc_url=None)  # fmt: skip
     app.state.store = store
     app.state.throttle = LoginThrottle()
-    app.state.uploads = Path(tempfile.mkdtemp(prefix="allotrack-uploads-"))
+    app.state.limits = Limits.configured(max_body_bytes=max_body_bytes, max_xlsx_bytes=max_xlsx_bytes,
+                                         max_csv_rows=max_csv_rows, upload_max_age=upload_max_age)  # fmt: skip
+    app.state.uploads = uploads_folder(uploads_dir)
+    remove_stale_uploads(app.state.uploads, app.state.limits.upload_max_age)
     app.state.templates = Jinja2Templates(directory=str(HERE / "templates"))
     app.state.templates.env.globals["csrf_token"] = csrf_token
     secure = secure_cookies if secure_cookies is not None else os.environ.get("ALLOTRACK_SECURE_COOKIES") == "1"
@@ -109,10 +138,11 @@ def create_app(url: str | None = None, secret_key: str | None = None, secure_coo
         template = getattr(route, "path", "(unmatched)")
         log.info("%s %s %d %.1f ms", request.method, template, response.status_code,
                  (time.perf_counter() - start) * 1000)  # fmt: skip
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["X-Frame-Options"] = "DENY"
-        response.headers["Referrer-Policy"] = "same-origin"
-        return response
+        return response  # the security headers: the guard (allotrack.web.limits)
+
+    strict = https_only if https_only is not None else (secure or os.environ.get("ALLOTRACK_HTTPS_ONLY") == "1")
+    app.add_middleware(Guard, max_body_bytes=app.state.limits.max_body_bytes, https_only=strict,
+                       error_page=_error_page)  # fmt: skip  (added last: the outermost)
 
     @app.exception_handler(NotAuthenticated)
     async def not_authenticated(request: Request, exc: NotAuthenticated) -> Response:
@@ -133,19 +163,27 @@ def create_app(url: str | None = None, secret_key: str | None = None, secure_coo
     async def not_found(request: Request, exc: NotFound) -> Response:
         return _error(request, 404, str(exc))
 
+    @app.exception_handler(Conflict)
+    async def conflict(request: Request, exc: Conflict) -> Response:
+        return _error(request, 409, str(exc))
+
+    @app.exception_handler(AllotrackError)
+    async def refused(request: Request, exc: AllotrackError) -> Response:  # bad input the routes did not catch
+        return _error(request, 422, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def malformed(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's own answer echoes the input (patient data; NaN/Infinity it then cannot even write as JSON)
+        problems = [{"type": e.get("type"), "loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg"))}
+                    for e in exc.errors()]  # fmt: skip
+        return JSONResponse({"detail": problems}, status_code=422)
+
     @app.exception_handler(ValidationError)
     async def invalid(request: Request, exc: ValidationError) -> Response:
         problems = [str(p) for p in exc.problems]
         if _is_api(request):
             return JSONResponse({"detail": "validation failed", "problems": problems}, status_code=422)
         return _error(request, 422, "; ".join(problems))
-
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        ref = reference_id()
-        route = getattr(request.scope.get("route"), "path", "(unmatched)")
-        log.error("error %s on %s %s: %s", ref, request.method, route, type(exc).__name__)  # no message, no data
-        return _error(request, 500, f"something went wrong (reference {ref})")
 
     from allotrack.web.routes.api import router as api_router
     from allotrack.web.routes.pages import router as pages_router
@@ -161,6 +199,10 @@ def _error(request: Request, status: int, message: str) -> Response:
     templates: Jinja2Templates = request.app.state.templates
     return templates.TemplateResponse(request, "error.html", {"status": status, "message": message, "user": None},
                                       status_code=status)  # fmt: skip
+
+
+def _error_page(scope: Any, status: int, message: str) -> Response:
+    return _error(Request(scope), status, message)
 
 
 def html(request: Request, template: str, status: int = 200, **context: object) -> HTMLResponse:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from allotrack.clinical.crs import ASTCT, CrsGrade, astct_crs_grade
 from allotrack.clinical.gvhd import MAGIC, GvhdGrade, magic_grade, magic_stage
@@ -22,6 +22,8 @@ from allotrack.errors import AllotrackError
 
 
 class GvhdValues(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)  # NaN and Infinity (1e309) are no measurements
+
     skin_bsa: float = Field(0, ge=0, le=100)
     bilirubin: float = Field(0, ge=0, le=100)
     upper_gi: bool = False
@@ -29,6 +31,8 @@ class GvhdValues(BaseModel):
 
 
 class CrsValues(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)
+
     temperature_c: float = Field(37.0, ge=25, le=45)
     hypotension: bool = False
     vasopressors: int = Field(0, ge=0, le=10)

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from allotrack.errors import AllotrackError
 from allotrack.records.hashing import content_and_key_values
+from allotrack.records.importing import write_transaction
 from allotrack.records.schema import TABLES, Records
 from allotrack.records.store import METADATA, load_records
 from allotrack.records.validate import Problem, ValidationError, key_label, validate_records
@@ -27,6 +28,15 @@ class NotFound(AllotrackError, LookupError):
 
 class Forbidden(AllotrackError, PermissionError):
     """The user's role does not allow this."""
+
+
+class Conflict(AllotrackError):
+    """A concurrent request (a double click) stored the same record first."""
+
+
+def given_reason(reason: str | None) -> str | None:
+    """The reason for a change, or None when it is missing or blank (a space is no reason)."""
+    return (reason or "").strip() or None
 
 
 def scope_conditions(table: sa.Table, user: User) -> list[Any]:
@@ -53,6 +63,17 @@ def list_patients(engine: sa.Engine, user: User, search: str = "", limit: int = 
                                                           "age_at_diagnosis", "centre_code"])  # fmt: skip
 
 
+def count_patients(engine: sa.Engine, user: User, search: str = "") -> int:
+    """How many patients :func:`list_patients` finds in all (for paging)."""
+    p = METADATA.tables["patients"]
+    q = sa.select(sa.func.count()).select_from(p).where(*scope_conditions(p, user))
+    if search:
+        like = f"%{search.lower()}%"
+        q = q.where(sa.or_(sa.func.lower(p.c.patient_id).like(like), sa.func.lower(p.c.diagnosis).like(like)))
+    with engine.connect() as conn:
+        return int(conn.execute(q).scalar_one())
+
+
 def patient_records(engine: sa.Engine, user: User, patient_id: str) -> Records:
     """Every current record of one patient of the user's centre, typed; :class:`NotFound` otherwise."""
     records = load_records(engine, centre=user.centre_code, patient_id=patient_id)
@@ -77,9 +98,15 @@ def conceal(records: Records, user: User) -> Records:
     return Records(tables)
 
 
+VALUE_COLUMNS = ("old_values", "new_values")
+
+
 def conceal_audit(rows: pd.DataFrame, user: User) -> pd.DataFrame:
-    """Audit rows as ``user`` may see them: for a blinded user the arm in old and new values, and every value of
-    an allocation, read "concealed"."""
+    """Audit rows as ``user`` may see them: a viewer sees who changed what and when, and why, but no old or new
+    values (the columns are left out); for a blinded user the arm in old and new values, and every value of an
+    allocation, read "concealed"."""
+    if user.role == "viewer":
+        return rows.drop(columns=[c for c in VALUE_COLUMNS if c in rows.columns])
     if not user.blinded or rows.empty:
         return rows
     import json
@@ -117,6 +144,7 @@ def add_records(engine: sa.Engine, user: User, table: str, rows: list[dict[str, 
 
     if not user.can_write:
         raise Forbidden("your role cannot change records")
+    reason = given_reason(reason)
     if table not in TABLES or table == "patients":
         raise Forbidden("records of this table are added by import")
     patient_ids = {str(values.get("patient_id", "")) for values in rows}
@@ -137,6 +165,17 @@ def add_records(engine: sa.Engine, user: User, table: str, rows: list[dict[str, 
                                for p in mine]) from None  # fmt: skip
     new = typed[table].iloc[first_new:].reset_index(drop=True)
     content, key = content_and_key_values(new, table)
+    try:  # SQLite: the write lock from the start, so a double click waits and then finds the record stored
+        return _insert(engine.execution_options(sqlite_begin="IMMEDIATE"), user, table, patient_id, new, content,
+                       key, reason)  # fmt: skip
+    except sa.exc.IntegrityError:  # PostgreSQL: the unique key of current rows caught a concurrent twin
+        raise Conflict("this record was just stored by another request (a double click?): reload the patient's "
+                       "page to see it") from None  # fmt: skip
+
+
+def _insert(engine: sa.Engine, user: User, table: str, patient_id: str, new: pd.DataFrame, content: np.ndarray,
+            key: np.ndarray, reason: str | None) -> list[int]:  # fmt: skip
+    spec = TABLES[table]
     t = METADATA.tables[table]
     row_ids = []
     with engine.begin() as conn:
@@ -171,23 +210,76 @@ def _patient_centre(conn: sa.Connection, patient_id: str) -> str | None:
     return row.centre_code if row is not None else None
 
 
+PATIENT_DELETED = "patient deleted: "  # the deleted_reason prefix of the records deleted with their patient
+
+
 def soft_delete(engine: sa.Engine, user: User, table: str, row_id: int, reason: str) -> None:
-    """Mark a record deleted (it stays in the database), with the reason, in the audit trail."""
+    """Mark a record deleted (it stays in the database), with the reason, in the audit trail. A record is deleted
+    once: a second delete (a double click, a stale page) finds nothing. Deleting a patient deletes the patient's
+    current records in every table with it (their reason ``"patient deleted: <reason>"``; one audit row per table)
+    so that nothing of the patient stays half-visible; :func:`restore_patient` brings them back."""
     if not user.can_write:
         raise Forbidden("your role cannot change records")
     if not reason.strip():
         raise Forbidden("deleting a record needs a reason")
     if table not in TABLES:
         raise NotFound("no such table")
+    reason = reason.strip()
     t = METADATA.tables[table]
-    with engine.begin() as conn:
-        row = conn.execute(sa.select(t).where(t.c.row_id == row_id, *scope_conditions(t, user))).mappings().first()
+    with write_transaction(engine) as conn:
+        row = conn.execute(sa.select(t).where(t.c.row_id == row_id, t.c.deleted.is_(False),
+                                              *scope_conditions(t, user))).mappings().first()  # fmt: skip
         if row is None:
             raise NotFound("no such record in your data access group")
         conn.execute(t.update().where(t.c.row_id == row_id).values(deleted=True, deleted_reason=reason))
         old = {k: v for k, v in row.items() if k in {c.name for c in TABLES[table].columns}}
         record_change(conn, user.username, "delete", table, row_id, row["patient_id"], row["centre_code"], old, None,
                       reason)  # fmt: skip
+        if table == "patients":
+            for name in TABLES:
+                if name == "patients":
+                    continue
+                other = METADATA.tables[name]
+                n = conn.execute(other.update().where(other.c.patient_id == row["patient_id"],
+                                                      other.c.deleted.is_(False))
+                                 .values(deleted=True, deleted_reason=PATIENT_DELETED + reason)).rowcount  # fmt: skip
+                if n:
+                    record_change(conn, user.username, "delete", name, None, row["patient_id"], row["centre_code"],
+                                  None, {"records": int(n)}, PATIENT_DELETED + reason)  # fmt: skip
+
+
+def restore_patient(engine: sa.Engine, user: User, patient_id: str, reason: str) -> dict[str, int]:
+    """Undo the deletion of a patient (administrators only): the patient's most recently deleted patient record
+    and the records deleted with it come back, audited with ``reason``. Returns the records restored per table.
+    Refused while the patient has a current record (an id taken again) or was not deleted."""
+    if not user.is_admin:
+        raise Forbidden("only an administrator restores a deleted patient")
+    if not reason.strip():
+        raise Forbidden("restoring a patient needs a reason")
+    p = METADATA.tables["patients"]
+    restored: dict[str, int] = {}
+    with write_transaction(engine) as conn:
+        if conn.execute(sa.select(p.c.row_id).where(p.c.patient_id == patient_id, p.c.deleted.is_(False))).first():
+            raise NotFound("this patient is not deleted")
+        row = conn.execute(sa.select(p.c.row_id, p.c.deleted_reason, p.c.centre_code)
+                           .where(p.c.patient_id == patient_id, p.c.deleted.is_(True))
+                           .order_by(p.c.row_id.desc()).limit(1)).first()  # fmt: skip
+        if row is None:
+            raise NotFound("no deleted patient with this id")
+        conn.execute(p.update().where(p.c.row_id == row.row_id).values(deleted=False, deleted_reason=None))
+        restored["patients"] = 1
+        for name in TABLES:
+            if name == "patients":
+                continue
+            t = METADATA.tables[name]
+            n = conn.execute(t.update().where(t.c.patient_id == patient_id, t.c.deleted.is_(True),
+                                              t.c.deleted_reason == PATIENT_DELETED + (row.deleted_reason or ""))
+                             .values(deleted=False, deleted_reason=None)).rowcount  # fmt: skip
+            if n:
+                restored[name] = int(n)
+        record_change(conn, user.username, "restore", "patients", row.row_id, patient_id, row.centre_code, None,
+                      restored, reason.strip())  # fmt: skip
+    return restored
 
 
 def scoped_records(engine: sa.Engine, user: User) -> Records:

@@ -5,7 +5,9 @@ the line it was read from, and a file that cannot be read is refused with its na
   byte is reported with the file, line and byte offset; a file with NUL bytes is not a text file.
 - Line numbers are the file's own: the header is line 1, so the first data row is line 2; blank lines keep their
   numbers and a quoted cell spanning several lines moves the next row's line on accordingly.
-- Excel workbooks give one table per sheet; a row's line is its spreadsheet row number.
+- Excel workbooks give one table per sheet; a row's line is its spreadsheet row number. A workbook whose members
+  (the sheets' XML) would unpack to more than ``MAX_XLSX_BYTES`` (50 MB; ``ALLOTRACK_MAX_XLSX_BYTES``) is refused
+  before it is parsed: a small file can hold gigabytes of XML.
 - SPSS / Stata / SAS files (pyreadstat) give one table; a row's "line" is its case number + 1 (as if a header
   row came first), so the numbering matches the same data saved as CSV.
 - An empty file is refused; a header without rows, or an empty sheet, is a warning (a template of a table with no
@@ -16,6 +18,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +29,7 @@ import pandas as pd
 from allotrack.errors import InputError
 
 DEFAULT_ENCODING = "utf-8-sig"
+MAX_XLSX_BYTES = int(os.environ.get("ALLOTRACK_MAX_XLSX_BYTES") or 50 * 2**20)
 
 
 @dataclass(frozen=True)
@@ -112,7 +117,22 @@ def _record_start_lines(text: str, sep: str) -> list[int]:
     return starts
 
 
+def check_workbook_size(path: Path, limit: int | None = None) -> None:
+    """Refuse a workbook whose members would unpack to more than ``limit`` bytes (the zip directory's sizes; a
+    file that is no zip archive is left to the reader to refuse)."""
+    limit = MAX_XLSX_BYTES if limit is None else limit
+    try:
+        with zipfile.ZipFile(path) as archive:
+            size = sum(member.file_size for member in archive.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return
+    if size > limit:
+        raise InputError(f"{path.name} would unpack to {size / 2**20:,.0f} MB of sheet data (uncompressed), more than "
+                         f"the limit of {limit / 2**20:,.0f} MB: split the workbook or save its sheets as CSV files")
+
+
 def _read_excel(path: Path) -> tuple[list[SourceTable], list[str]]:
+    check_workbook_size(path)
     try:
         sheets = pd.read_excel(path, sheet_name=None, dtype=str, header=None)
     except Exception as err:  # openpyxl raises many kinds (BadZipFile, KeyError, ValueError) for a broken workbook

@@ -1,10 +1,12 @@
 """The JSON API (OpenAPI at ``/api/openapi.json``). Scripts authenticate with a bearer token from
-``POST /api/token``; a browser session may call it too, but then every change needs the ``X-CSRF-Token`` header."""
+``POST /api/token`` (scopes ``read`` and/or ``write``, 30 days by default; ``GET /api/tokens`` lists one's own,
+``DELETE /api/tokens/{id}`` revokes one); a browser session may call it too, but then every change needs the
+``X-CSRF-Token`` header."""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, Any
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Depends, Path, Query, Request
@@ -14,9 +16,19 @@ from allotrack.web.alerts import all_alerts
 from allotrack.web.app import CsrfRejected, LoginRefused, current_user, sign_in
 from allotrack.web.assessments import ASSESSMENTS, CrsIn, CrsValues, GvhdIn, GvhdValues, grade_crs, grade_gvhd
 from allotrack.web.audit import patient_audit
-from allotrack.web.auth import User, issue_token
+from allotrack.web.auth import (
+    MAX_PASSWORD,
+    MAX_TOKEN_DAYS,
+    MAX_USERNAME,
+    TOKEN_DAYS,
+    User,
+    list_tokens,
+    new_token,
+    revoke_token,
+)
 from allotrack.web.data import (
     Forbidden,
+    NotFound,
     add_records,
     conceal_audit,
     list_patients,
@@ -36,13 +48,29 @@ def _changes_allowed(request: Request) -> None:
 
 
 class Credentials(BaseModel):
-    username: str = Field(max_length=100)
-    password: str = Field(max_length=200)
+    username: str = Field(max_length=MAX_USERNAME)
+    password: str = Field(max_length=MAX_PASSWORD)
+    scopes: list[Literal["read", "write"]] = Field(default=["read", "write"], min_length=1, max_length=2)
+    expires_in_days: int = Field(default=TOKEN_DAYS, ge=1, le=MAX_TOKEN_DAYS)
+    label: str | None = Field(default=None, max_length=100)
+
+
+class TokenInfoOut(BaseModel):
+    token_id: int
+    label: str | None
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked: bool
+    usable: bool
 
 
 class TokenOut(BaseModel):
     token: str
     token_type: str = "bearer"
+    token_id: int
+    scopes: list[str]
+    expires_at: datetime
 
 
 class PatientOut(BaseModel):
@@ -87,7 +115,25 @@ def token(request: Request, body: Credentials) -> TokenOut:
         user = sign_in(request, body.username, body.password)
     except LoginRefused as refused:
         raise Forbidden(str(refused)) from None
-    return TokenOut(token=issue_token(request.app.state.store.engine, user))
+    secret, info = new_token(request.app.state.store.engine, user, body.scopes, body.expires_in_days, body.label)
+    assert info.expires_at is not None
+    return TokenOut(token=secret, token_id=info.token_id, scopes=list(info.scopes), expires_at=info.expires_at)
+
+
+@router.get("/tokens", response_model=list[TokenInfoOut])
+def tokens(request: Request, user: UserDep) -> list[TokenInfoOut]:
+    """One's own API tokens, newest first (never the tokens themselves)."""
+    return [TokenInfoOut(token_id=t.token_id, label=t.label, scopes=list(t.scopes), created_at=t.created_at,
+                         expires_at=t.expires_at, revoked=t.revoked, usable=t.usable)
+            for t in list_tokens(request.app.state.store.engine, user.user_id)]  # fmt: skip
+
+
+@router.delete("/tokens/{token_id}", status_code=204)
+def revoke(request: Request, token_id: Annotated[int, Path(ge=1, le=2**31 - 1)], user: UserDep) -> None:
+    """Revoke one of one's own API tokens."""
+    _changes_allowed(request)
+    if not revoke_token(request.app.state.store.engine, user.user_id, token_id):
+        raise NotFound("no such token")
 
 
 @router.get("/patients", response_model=list[PatientOut])

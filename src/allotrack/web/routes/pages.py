@@ -6,34 +6,39 @@ from __future__ import annotations
 import secrets
 import shutil
 from datetime import date
+from pathlib import Path as FilePath
 from typing import Annotated
 
 import pandas as pd
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
-from allotrack.errors import AllotrackError
+from allotrack.errors import AllotrackError, InputError
 from allotrack.records.importers import read_tables
+from allotrack.records.importers.files import check_workbook_size
 from allotrack.records.safe_csv import csv_text
 from allotrack.records.store import ImportConflict
 from allotrack.records.validate import ValidationError
 from allotrack.study.plan import PlanError
 from allotrack.web.alerts import all_alerts
 from allotrack.web.allocation import CAN_RANDOMISE, Allocation, allocate, allocation_balance, list_randomisations
-from allotrack.web.app import CsrfRejected, LoginRefused, current_user, html, sign_in
+from allotrack.web.app import CsrfRejected, LoginRefused, NotAuthenticated, current_user, html, sign_in
 from allotrack.web.assessments import ASSESSMENTS, Assessment
 from allotrack.web.audit import patient_audit, set_lock
-from allotrack.web.auth import User
+from allotrack.web.auth import User, change_password, end_sessions
 from allotrack.web.dashboard import GROUPINGS, dashboard_figures
 from allotrack.web.data import (
     Forbidden,
     NotFound,
     add_records,
     conceal_audit,
+    count_patients,
+    given_reason,
     list_patients,
     patient_records,
     scoped_records,
 )
+from allotrack.web.limits import Limits, remove_stale_uploads
 from allotrack.web.security import csrf_ok
 from allotrack.web.studies import get_plan, list_plans, save_plan
 from allotrack.web.timeline import patient_timeline
@@ -64,14 +69,48 @@ def login(request: Request, username: Annotated[str, Form()], password: Annotate
                     error=f"{str(refused).capitalize()}.")  # fmt: skip
     request.session.clear()  # a fresh session (and CSRF token) at every login
     request.session["user_id"] = user.user_id
+    request.session["epoch"] = user.session_epoch
     return RedirectResponse("/patients", status_code=303)
 
 
 @router.post("/logout")
 def logout(request: Request, csrf_token: Csrf = None) -> Response:
+    """Sign out: every session of the user ends (a copy of the cookie included)."""
     _check_csrf(request, csrf_token)
+    try:
+        end_sessions(request.app.state.store.engine, current_user(request).user_id)
+    except NotAuthenticated:
+        pass  # already over
     request.session.clear()
     return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/account/password")
+def password_page(request: Request, user: UserDep) -> Response:
+    return html(request, "password.html", user=user, error=None)
+
+
+@router.post("/account/password")
+def password_change(request: Request, user: UserDep, current_password: Annotated[str, Form()],
+                    new_password: Annotated[str, Form()], confirm_password: Annotated[str, Form()],
+                    csrf_token: Csrf = None) -> Response:  # fmt: skip
+    """Change one's password (the current one required, under the login throttle); every other session and every
+    API token of the user ends, this session goes on."""
+    _check_csrf(request, csrf_token)
+    if new_password != confirm_password:
+        return html(request, "password.html", status=422, user=user, error="The new passwords differ.")
+    try:
+        sign_in(request, user.username, current_password)
+    except LoginRefused as refused:
+        message = str(refused) if refused.throttled else "the current password is wrong"
+        return html(request, "password.html", status=429 if refused.throttled else 403, user=user,
+                    error=f"{message.capitalize()}.")  # fmt: skip
+    try:
+        epoch = change_password(request.app.state.store.engine, user.user_id, new_password)
+    except InputError as exc:
+        return html(request, "password.html", status=422, user=user, error=f"{str(exc).capitalize()}.")
+    request.session["epoch"] = epoch
+    return RedirectResponse("/patients", status_code=303)
 
 
 @router.get("/")
@@ -82,10 +121,16 @@ def home(user: UserDep) -> Response:
 @router.get("/patients")
 def patients_page(request: Request, user: UserDep, q: Annotated[str, Query(max_length=100)] = "",
                   page: Annotated[int, Query(ge=1, le=200_000)] = 1) -> Response:  # fmt: skip
-    rows = list_patients(request.app.state.store.engine, user, q, limit=50, offset=50 * (page - 1))
+    rows = list_patients(request.app.state.store.engine, user, q, limit=PAGE_SIZE, offset=PAGE_SIZE * (page - 1))
     rows["diagnosis_date"] = pd.to_datetime(rows["diagnosis_date"]).dt.date
+    total = count_patients(request.app.state.store.engine, user, q)
+    first = PAGE_SIZE * (page - 1) + 1
     template = "patients_rows.html" if request.headers.get("HX-Request") else "patients.html"
-    return html(request, template, user=user, rows=rows.to_dict("records"), q=q, page=page)
+    return html(request, template, user=user, rows=rows.to_dict("records"), q=q, page=page, total=total,
+                first=first, last=first + len(rows) - 1, more=first + len(rows) - 1 < total)  # fmt: skip
+
+
+PAGE_SIZE = 50
 
 
 @router.get("/patients/{patient_id}")
@@ -107,7 +152,8 @@ def assessment_form(request: Request, patient_id: str, kind: str, user: UserDep)
     patient_records(request.app.state.store.engine, user, patient_id)  # 404 outside the user's centre
     if not user.can_write:
         raise Forbidden("your role cannot change records")
-    return html(request, f"{kind}_form.html", user=user, pid=patient_id, today=date.today().isoformat())
+    return html(request, f"{kind}_form.html", user=user, pid=patient_id, today=date.today().isoformat(), values={},
+                error=None)  # fmt: skip
 
 
 @router.post("/patients/{patient_id}/{kind}/grade")
@@ -127,8 +173,16 @@ async def assessment_add(request: Request, patient_id: str, kind: str, user: Use
     spec = _assessment(kind)
     form = dict(await request.form())
     _check_csrf(request, form.get("csrf_token"))  # type: ignore[arg-type]
-    rows = spec.records(patient_id, str(form.get("date") or ""), spec.validated(form))
-    add_records(request.app.state.store.engine, user, spec.table, rows, reason=str(form.get("reason") or "") or None)
+    try:
+        rows = spec.records(patient_id, str(form.get("date") or ""), spec.validated(form))
+        add_records(request.app.state.store.engine, user, spec.table, rows,
+                    reason=str(form.get("reason") or "") or None)  # fmt: skip
+    except (NotFound, Forbidden):
+        raise
+    except AllotrackError as err:  # the form again, as entered, with the reason it was not saved next to it
+        values = {k: str(v) for k, v in form.items() if k != "csrf_token"}
+        return html(request, f"{kind}_form.html", status=422, user=user, pid=patient_id,
+                    today=values.get("date") or date.today().isoformat(), values=values, error=str(err))  # fmt: skip
     return RedirectResponse(f"/patients/{patient_id}", status_code=303)
 
 
@@ -156,7 +210,7 @@ def audit_page(request: Request, patient_id: str, user: UserDep) -> Response:
         return Response(csv_text(rows), media_type="text/csv",
                         headers={"Content-Disposition": "attachment; filename=audit.csv"})  # fmt: skip
     return html(request, "audit.html", user=user, pid=patient_id, rows=rows.astype(object).where(rows.notna(), "")
-                .to_dict("records"))  # fmt: skip
+                .to_dict("records"), values="new_values" in rows.columns)  # fmt: skip
 
 
 @router.get("/alerts")
@@ -174,22 +228,26 @@ def import_page(request: Request, user: UserDep) -> Response:
 
 @router.post("/import")
 async def import_check(request: Request, user: UserDep, files: Annotated[list[UploadFile], File()],
-                       csrf_token: Csrf = None) -> Response:  # fmt: skip
+                       csrf_token: Csrf = None,
+                       centre: Annotated[str | None, Form(max_length=50)] = None) -> Response:  # fmt: skip
     _check_csrf(request, csrf_token)
     if not user.can_write:
         raise Forbidden("your role cannot import records")
+    scope = user.centre_code or (centre.strip() if centre and centre.strip() else None)
+    if scope is None:  # an administrator imports for one centre at a time, named explicitly
+        return html(request, "import.html", status=422, user=user, report=None, token=None,
+                    problems=["choose the centre the imported records belong to"])  # fmt: skip
     token = secrets.token_urlsafe(16)
     folder = request.app.state.uploads / token
     folder.mkdir()
-    paths = []
-    for f in files:
-        name = (f.filename or "upload.csv").replace("/", "_").replace("\\", "_")
-        target = folder / name
-        target.write_bytes(await f.read())
-        paths.append(target)
+    try:
+        paths = _save_uploads(request, folder, files)
+    except AllotrackError as err:
+        shutil.rmtree(folder, ignore_errors=True)
+        return html(request, "import.html", status=422, user=user, report=None, token=None, problems=[str(err)])
     try:  # the preview shows corrections of stored records (old → new) before anything is written
-        report = request.app.state.store.import_records(read_tables(paths), user=user.username,
-                                                        centre=user.centre_code, dry_run=True, update=True)  # fmt: skip
+        report = request.app.state.store.import_records(read_tables(paths), user=user.username, centre=scope,
+                                                        dry_run=True, update=True)  # fmt: skip
     except ValidationError as err:
         shutil.rmtree(folder, ignore_errors=True)
         return html(request, "import.html", status=422, user=user, report=None, token=None,
@@ -198,7 +256,57 @@ async def import_check(request: Request, user: UserDep, files: Annotated[list[Up
         shutil.rmtree(folder, ignore_errors=True)
         return html(request, "import.html", status=422, user=user, report=None, token=None, problems=[str(err)])
     request.session["pending_import"] = token
-    return html(request, "import.html", user=user, report=report, token=token, problems=None)
+    request.session["pending_import_centre"] = scope
+    return html(request, "import.html", user=user, report=report, token=token, problems=None, centre=scope,
+                locked=_locked(request))  # fmt: skip
+
+
+def _locked(request: Request) -> bool:
+    from allotrack.records.importing import is_locked
+
+    with request.app.state.store.engine.connect() as conn:
+        return is_locked(conn)
+
+
+MAX_NAME = 120
+
+
+def upload_name(filename: str | None) -> str:
+    """The name an uploaded file is stored under (its stem names the table): refused unless it is a plain name."""
+    name = filename or ""
+    if any(c in name for c in "/\\") or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise InputError(f"the file name {name[:MAX_NAME]!r} holds a folder separator or a control character")
+    if not name.strip(" .") or name.startswith("."):
+        raise InputError(f"{name!r} is not a usable file name: name the file after its table (patients.csv)")
+    if len(name) > MAX_NAME:
+        raise InputError(f"the file name {name[:40]}… is too long: at most {MAX_NAME} characters")
+    return name
+
+
+def _save_uploads(request: Request, folder: FilePath, files: list[UploadFile]) -> list[FilePath]:
+    """Store the uploaded files in the upload's folder (stale uploads of others are removed first), refusing odd
+    names, workbooks that would unpack to more than the limit and CSV files with too many rows (before parsing)."""
+    limits: Limits = request.app.state.limits
+    remove_stale_uploads(request.app.state.uploads, limits.upload_max_age)
+    paths: list[FilePath] = []
+    for f in files:
+        target = folder / upload_name(f.filename)
+        if target in paths:
+            raise InputError(f"two files are named {target.name}")
+        f.file.seek(0)
+        with target.open("wb") as out:
+            shutil.copyfileobj(f.file, out)
+        suffix = target.suffix.lower()
+        if suffix in (".xlsx", ".xlsm"):
+            check_workbook_size(target, limits.max_xlsx_bytes)
+        elif suffix in (".csv", ".tsv", ".txt"):
+            with target.open("rb") as text:
+                lines = sum(block.count(b"\n") for block in iter(lambda: text.read(2**20), b""))
+            if lines > limits.max_csv_rows + 1:
+                raise InputError(f"{target.name} has more than {limits.max_csv_rows:,} rows: split it into smaller "
+                                 "files")  # fmt: skip
+        paths.append(target)
+    return paths
 
 
 @router.post("/import/{token}/{decision}")
@@ -210,17 +318,22 @@ def import_decide(request: Request, token: str, decision: str, user: UserDep, cs
     if not user.can_write or request.session.get("pending_import") != token or decision not in ("commit", "discard"):
         raise Forbidden("no such pending import for you")
     folder = request.app.state.uploads / token
+    scope = user.centre_code or request.session.get("pending_import_centre")  # the centre chosen at the check
     try:
         if decision == "commit":
+            if not folder.is_dir():
+                raise InputError("this checked import has expired (uploads are kept for an hour): upload the files "
+                                 "again")  # fmt: skip
             paths = sorted(folder.iterdir())
             try:
-                request.app.state.store.import_records(read_tables(paths), user=user.username, centre=user.centre_code,
+                request.app.state.store.import_records(read_tables(paths), user=user.username, centre=scope,
                                                        update=True, reason=reason)  # fmt: skip
             except ValidationError as err:  # e.g. a correction without a reason: the pending import stays
                 report = request.app.state.store.import_records(read_tables(paths), user=user.username,
-                                                                centre=user.centre_code, dry_run=True, update=True)
+                                                                centre=scope, dry_run=True, update=True)
                 return html(request, "import.html", status=422, user=user, report=report, token=token,
-                            problems=[str(p) for p in err.problems])  # fmt: skip
+                            problems=[str(p) for p in err.problems], centre=scope,
+                            locked=_locked(request))  # fmt: skip
             except ImportConflict as err:
                 return html(request, "import.html", status=409, user=user, report=None, token=None, problems=[str(err)])
         request.session.pop("pending_import", None)
@@ -254,7 +367,8 @@ async def studies_upload(request: Request, user: UserDep, name: Annotated[str, F
 
 
 @router.post("/studies/{plan_id}/run")
-def study_run(request: Request, plan_id: int, user: UserDep, csrf_token: Csrf = None) -> Response:
+def study_run(request: Request, plan_id: Annotated[int, Path(ge=-(2**31), le=2**31 - 1)], user: UserDep,
+              csrf_token: Csrf = None) -> Response:  # fmt: skip
     _check_csrf(request, csrf_token)
     if not user.can_analyse:
         raise Forbidden("your role cannot run analyses")
@@ -273,7 +387,10 @@ def study_run(request: Request, plan_id: int, user: UserDep, csrf_token: Csrf = 
 def report_download(request: Request, token: str, name: str, user: UserDep) -> Response:
     if request.session.get("report") != token or name not in ("report.html", "report.docx", "dataset.csv"):
         raise Forbidden("no such report for you")
-    return FileResponse(request.app.state.uploads / f"report-{token}" / name, filename=name)
+    path = request.app.state.uploads / f"report-{token}" / name
+    if not path.is_file():  # removed with the stale uploads after an hour
+        raise NotFound("this report has expired: run the study again")
+    return FileResponse(path, filename=name)
 
 
 @router.get("/randomise")
@@ -312,5 +429,8 @@ def lock(request: Request, user: UserDep, locked: Annotated[str, Form()], reason
     _check_csrf(request, csrf_token)
     if not user.is_admin:
         raise Forbidden("only administrators lock study data")
-    set_lock(request.app.state.store.engine, user.username, locked == "yes", reason)
+    why = given_reason(reason)
+    if why is None:
+        raise InputError("locking or unlocking the study data needs a reason")
+    set_lock(request.app.state.store.engine, user.username, locked == "yes", why)
     return RedirectResponse("/patients", status_code=303)
