@@ -48,7 +48,17 @@ def build_store(url: str, n: int) -> tuple[list[str], list[str]]:
     return list(patients["patient_id"]), list(patients["diagnosis_date"])
 
 
+_LOGINS: dict[int, asyncio.Lock] = {}  # per event loop: users sign in one at a time (parallel logins of one
+# account are throttled by design: at most five password checks of one user at once)
+
+
 async def _signed_in(client: httpx.AsyncClient) -> str:
+    lock = _LOGINS.setdefault(id(asyncio.get_running_loop()), asyncio.Lock())
+    async with lock:
+        return await _sign_in(client)
+
+
+async def _sign_in(client: httpx.AsyncClient) -> str:
     page = await client.get("/login")
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
     await client.post("/login", data={"username": "load", "password": PASSWORD, "csrf_token": token})
@@ -117,9 +127,7 @@ async def user_loop(base: str, ids: list[str], deadline: float, static: bool, la
                     seed: int) -> None:  # fmt: skip
     rng = random.Random(seed)
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
-        page = await client.get("/login")
-        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-        await client.post("/login", data={"username": "load", "password": PASSWORD, "csrf_token": token})
+        await _signed_in(client)
         await asyncio.sleep(rng.random())  # spread the users' first requests over a second
         while time.perf_counter() < deadline:
             path = "/static/htmx.min.js" if static else (
