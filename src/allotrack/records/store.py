@@ -13,6 +13,8 @@ records of the patients it touches and writes nothing unless all of it is valid.
 
 from __future__ import annotations
 
+import functools
+
 import os
 from collections.abc import Iterable
 from importlib.resources import files
@@ -75,21 +77,41 @@ def load_records(engine: Engine, centre: str | None = None, patient_id: str | No
             names = [c.name for c in spec.columns]
             if arrow is not None:
                 columns = [arrow[name].column(c).to_numpy(zero_copy_only=False) for c in names]
-            else:
-                columns = _fetch_columns(conn, queries[name], names)
+            else:  # one patient's rows are few: fetching every column beats probing for empty ones first
+                columns = _fetch_columns(conn, queries[name], names, probe=patient_id is None)
+            if not len(columns[0]):
+                out[name] = _empty(name)
+                continue
             frame = pd.DataFrame({n: pd.Series(c, dtype=object if c.dtype == object else None)
                                   for n, c in zip(names, columns, strict=True)})  # fmt: skip
             out[name] = typed_frame(frame, spec)  # object columns stay object: no Arrow re-inference
     return Records(out)
 
 
-def _fetch_columns(conn: sa.Connection, query: sa.Select[Any], names: list[str]) -> list[np.ndarray]:
+@functools.lru_cache(maxsize=None)
+def _typed_empty(name: str) -> pd.DataFrame:
+    spec = TABLES[name]
+    return typed_frame(pd.DataFrame({c.name: pd.Series([], dtype=object) for c in spec.columns}), spec)
+
+
+def _empty(name: str) -> pd.DataFrame:
+    """A table with no rows, typed as the schema says (made once per table; a copy each time)."""
+    return _typed_empty(name).copy()
+
+
+def _fetch_columns(conn: sa.Connection, query: sa.Select[Any], names: list[str],
+                   probe: bool = True) -> list[np.ndarray]:  # fmt: skip
     """The query's columns as object arrays through the DB-API cursor's plain tuples. Columns that are NULL in
     every selected row are found first (one aggregate pass) and not fetched: the long record kinds have many
     optional columns, and building ten million tuples of mostly None is most of the cost of a load."""
-    probe = query.with_only_columns(*[sa.func.max(sa.case((c.is_(None), 0), else_=1)) for c in
-                                      query.selected_columns]).order_by(None)  # fmt: skip
-    filled = [bool(v) for v in conn.execute(probe).one()]
+    if not probe:
+        rows = conn.execute(query).cursor.fetchall()
+        if not rows:
+            return [np.empty(0, dtype=object) for _ in names]
+        return [np.array(col, dtype=object) for col in zip(*rows, strict=True)]
+    aggregate = query.with_only_columns(*[sa.func.max(sa.case((c.is_(None), 0), else_=1)) for c in
+                                          query.selected_columns]).order_by(None)  # fmt: skip
+    filled = [bool(v) for v in conn.execute(aggregate).one()]
     kept = [c for c, f in zip(query.selected_columns, filled, strict=True) if f]
     if not kept:
         n = conn.execute(query.with_only_columns(sa.func.count()).order_by(None)).scalar_one()
