@@ -14,7 +14,6 @@ records of the patients it touches and writes nothing unless all of it is valid.
 from __future__ import annotations
 
 import functools
-
 import os
 from collections.abc import Iterable
 from importlib.resources import files
@@ -88,7 +87,7 @@ def load_records(engine: Engine, centre: str | None = None, patient_id: str | No
     return Records(out)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _typed_empty(name: str) -> pd.DataFrame:
     spec = TABLES[name]
     return typed_frame(pd.DataFrame({c.name: pd.Series([], dtype=object) for c in spec.columns}), spec)
