@@ -13,6 +13,7 @@ from allotrack.study.dataset import analysis_dataset, plan_matching
 from allotrack.study.five_studies.nk_registry import nk_registry_records
 from allotrack.study.plan import load_plan
 from allotrack.study.run import example_plan_path
+from allotrack.web.audit import set_lock
 from allotrack.web.auth import add_user
 
 
@@ -30,6 +31,10 @@ def test_match_stores_the_plans_matched_sets_once_for_an_administrator(tmp_path)
 
     refused = runner.invoke(app, [*args, "--user", "dm"])
     assert refused.exit_code == 1 and "only an administrator stores a study's matched sets" in refused.output
+    set_lock(store.engine, "admin", True, "database lock for the interim analysis")
+    locked = runner.invoke(app, [*args, "--user", "admin"])
+    assert locked.exit_code == 1 and "locked" in locked.output and len(store.load()["matched_sets"]) == 0
+    set_lock(store.engine, "admin", False, "interim analysis done")
     dry = runner.invoke(app, [*args, "--user", "admin", "--dry-run"])
     assert dry.exit_code == 0, dry.output
     assert len(store.load()["matched_sets"]) == 0

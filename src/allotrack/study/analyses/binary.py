@@ -60,19 +60,14 @@ def binary_section(ctx: Context, a: BinaryAnalysis) -> Section:
                  int((counted[a.by].astype(str) == g).sum())) for g in (first, reference)}  # fmt: skip
     result = binary_counts(*count[first], *count[reference], labels=(first, reference))
     title = a.title or f"{a.item} at {a.visit}"
-    matched = None
-    if a.matched_sets:  # the test shown is the matched one: conditional logistic regression within the sets
-        frame = counted.merge(data.drop(columns=[a.by]), on="patient_id").assign(
-            event=lambda f: f["event"].astype(bool).astype(int), arm=lambda f: f[a.by].astype(str))  # fmt: skip
-        matched = _within_sets(ctx, a, frame, first, reference)[1].get("p_value")
-    tables, figures = [_table(result, a, title, missing, matched)], []
-    if a.strata or a.adjust or a.matched_sets:
-        frame = counted.merge(data.drop(columns=[a.by]), on="patient_id").assign(
-            event=lambda f: f["event"].astype(bool).astype(int), arm=lambda f: f[a.by].astype(str))  # fmt: skip
-        tables.append(_adjusted(ctx, a, frame, first, reference))
+    frame = counted.merge(data.drop(columns=[a.by]), on="patient_id").assign(
+        event=lambda f: f["event"].astype(bool).astype(int), arm=lambda f: f[a.by].astype(str))  # fmt: skip
+    # the test shown is the matched one when there are sets: conditional logistic regression within them
+    within = _within_sets(ctx, a, frame, first, reference) if a.matched_sets else None
+    tables, figures = [_table(result, a, title, missing, within[1].get("p_value") if within else None)], []
+    if a.strata or a.adjust or within:
+        tables.append(_adjusted(ctx, a, frame, first, reference, within))
     if a.subgroups:
-        frame = counted.merge(data.drop(columns=[a.by]), on="patient_id").assign(
-            event=lambda f: f["event"].astype(bool).astype(int), arm=lambda f: f[a.by].astype(str))  # fmt: skip
         block, rows = _subgroups(ctx, a, frame, first, reference)
         tables.append(block)
         if len(rows):
@@ -85,7 +80,8 @@ def binary_section(ctx: Context, a: BinaryAnalysis) -> Section:
     return Section(title, (), tuple(tables), tuple(figures))
 
 
-def _adjusted(ctx: Context, a: BinaryAnalysis, frame: pd.DataFrame, first: str, reference: str) -> TableBlock:
+def _adjusted(ctx: Context, a: BinaryAnalysis, frame: pd.DataFrame, first: str, reference: str,
+              within: tuple[dict[str, str], dict[str, object], str] | None = None) -> TableBlock:  # fmt: skip
     """The arm's odds ratio stratified (Cochran–Mantel–Haenszel, Mantel–Haenszel common odds ratio), within
     matched sets (conditional logistic regression, Wald interval) and adjusted (logistic regression on the arm and
     the ``adjust`` variables, profile-likelihood interval)."""
@@ -111,11 +107,10 @@ def _adjusted(ctx: Context, a: BinaryAnalysis, frame: pd.DataFrame, first: str, 
                      "p_value": cmh.chisq.p_value})  # fmt: skip
         notes.append("¹ Cochran–Mantel–Haenszel test without continuity correction (R mantelhaen.test(correct = "
                      "FALSE)); Mantel–Haenszel common odds ratio with the Robins–Breslow–Greenland interval.")
-    if a.matched_sets:
-        rows_, data_, note = _within_sets(ctx, a, frame, first, reference)
-        rows.append(rows_)
-        data.append(data_)
-        notes.append(note)
+    if within is not None:  # fitted once by binary_section
+        rows.append(within[0])
+        data.append(within[1])
+        notes.append(within[2])
     if a.adjust:
         sub = frame.dropna(subset=list(a.adjust)).assign(
             arm=lambda f: pd.Categorical(f["arm"], categories=[reference, first]))  # fmt: skip
