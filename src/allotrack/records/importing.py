@@ -190,12 +190,11 @@ def _taken_ids(incoming: dict[str, _Incoming], taken: dict[str, set[int]]) -> li
     """Incoming rows whose id (patient, donor, course or infusion id) another centre's records hold: refused
     without saying whose."""
     problems = []
-    key_column = {"patients": "patient_id", "donors": "donor_id", "courses": "course_id", "infusions": "infusion_id"}
     for name, keys in taken.items():
         inc = incoming.get(name)
         if inc is None:
             continue
-        column = key_column.get(name, TABLES[name].natural_key[0])
+        column = TABLES[name].natural_key[0]  # the id: patient_id, donor_id, course_id, infusion_id
         for position in np.flatnonzero(np.isin(inc.keys.view(np.int64), list(keys))).tolist():
             problems.append(Problem(name, position, column, inc.frame[column].iloc[position],
                                     f"this {column} is already used by a stored record of another patient or "
@@ -217,9 +216,10 @@ def _deleted_patients(conn: sa.Connection, incoming: dict[str, _Incoming], store
     if not wanted:
         return []
     p = METADATA.tables["patients"]
-    rows = conn.execute(sa.select(p.c.patient_id, p.c.centre_code).where(p.c.patient_id.in_(wanted),
-                                                                         p.c.deleted.is_(True))).all()  # fmt: skip
-    deleted = {str(r.patient_id): r.centre_code for r in rows}
+    # deleted patients are few; the import's new ids can be 10⁵ (no IN list of that size)
+    rows = conn.execute(sa.select(p.c.patient_id, p.c.centre_code).where(p.c.deleted.is_(True))).all()
+    wanted_ids = set(wanted)
+    deleted = {str(r.patient_id): r.centre_code for r in rows if str(r.patient_id) in wanted_ids}
     problems = []
     for position in np.flatnonzero(ids.isin(deleted).to_numpy()).tolist():
         pid = ids.iloc[position]
