@@ -283,7 +283,8 @@ def import_files(
     drop_duplicates: bool = typer.Option(False, "--drop-duplicates", help="Import rows that are exact duplicates "
                                          "within the files once, with a warning, instead of refusing them"),
     yes: bool = typer.Option(False, "--yes", help="Apply corrections (--update) without asking"),
-    user: str = typer.Option("import", help="Recorded as the creator of the new rows"),
+    user: str = typer.Option("import", help="Recorded as the creator of the new rows; a web account's name makes "
+                             "the import act as that account (its right 'import', its centre)"),
     centre: str | None = typer.Option(None, help="Centre code stored with the new rows"),
     db: str | None = DB_OPTION,
 ) -> None:
@@ -294,6 +295,8 @@ def import_files(
     if store.needs_upgrade():  # upgrades change stored data (0005 retires duplicate keys): only on request
         _fail(f"the record store's schema (revision {store.revision()}) is older than this allotrack; upgrade it "
               f"first with 'allotrack db init{' --db ' + _safe_url(store.url) if db else ''}'", "Import refused:")
+    if user != "import":  # the default label is no account
+        centre = _importer_centre(store, user, centre)
     records = read_tables(files, mapping, dictionary=store.dictionary())  # wide files are read through it
     shown: set[str] = set()
 
@@ -441,6 +444,28 @@ def dictionary_export(
     """Write the dictionary in force as TOML or as REDCap's data dictionary CSV."""
     _open_store(db).dictionary().save(path)
     console.print(f"Dictionary written to [bold]{path}[/bold]")
+
+
+def _importer_centre(store: Store, username: str, centre: str | None) -> str | None:
+    """An import whose ``--user`` names a web account acts as that account: it needs to be active with the right
+    ``import``, and a centre's account imports into its own centre only (its centre is the default)."""
+    import sqlalchemy as sa
+
+    from allotrack.records.tables import USERS
+    from allotrack.web.auth import user_by_id
+    from allotrack.web.rights import Forbidden, require
+
+    with store.engine.connect() as conn:
+        found = conn.execute(sa.select(USERS.c.user_id).where(USERS.c.username == username)).scalar()
+    if found is None:
+        return centre  # a label only (the default "import")
+    account = user_by_id(store.engine, int(found))
+    if account is None:
+        raise Forbidden(f"the account {username!r} is deactivated")
+    require(account, "import", "this account cannot import records")
+    if account.centre_code is not None and centre not in (None, account.centre_code):
+        raise Forbidden(f"the account {username!r} imports records of its own centre only")
+    return centre or account.centre_code
 
 
 export_app = typer.Typer(help="Exports: CDISC ADaM ADTTE, de-identified copies.")
@@ -740,6 +765,45 @@ def user_tokens(
         expires = f"{t.expires_at:%Y-%m-%d %H:%M} UTC" if t.expires_at is not None else "no expiry"
         console.print(f"{t.token_id}\t{t.label or '-'}\t{' '.join(t.scopes)}\texpires {expires}\t{state}",
                       markup=False, soft_wrap=True)  # fmt: skip
+
+
+@user_app.command("rights")
+@_one_line_errors("Rights not changed:")
+def user_rights(
+    username: str | None = typer.Argument(None, help="The account (none: list every right and the roles' defaults)."),
+    grant: list[str] = typer.Option([], "--grant", help="Grant this right (repeatable)."),
+    revoke: list[str] = typer.Option([], "--revoke", help="Revoke this right (repeatable)."),
+    admin: str | None = typer.Option(None, "--user", help="The administrator's account granting or revoking."),
+    db: str | None = DB_OPTION,
+) -> None:
+    """Show an account's effective rights (its role's defaults, + granted, - revoked), change them with --grant /
+    --revoke (an administrator's --user; audited), or list every right with the roles that have it by default."""
+    import sqlalchemy as sa
+
+    from allotrack.records.tables import USERS
+    from allotrack.web.rights import RIGHTS, ROLE_RIGHTS, effective_rights, set_user_rights, stored_rights
+
+    if username is None:
+        for name, meaning in RIGHTS.items():
+            roles = ", ".join(r for r, rights in ROLE_RIGHTS.items() if name in rights)
+            console.print(f"{name}\t{meaning}\t(default: {roles or 'none'})", markup=False, soft_wrap=True)
+        return
+    if grant or revoke:
+        if admin is None:
+            _fail("--user: the administrator's account that grants or revokes", "Rights not changed:")
+        store, account = _account(db, admin)
+        set_user_rights(store.engine, account, username, grant, revoke)
+    else:
+        store = _open_store(db)
+    with store.engine.connect() as conn:
+        row = conn.execute(sa.select(USERS).where(USERS.c.username == username)).first()
+    if row is None:
+        _fail(f"no account {username!r}", "No rights shown:")
+    granted, revoked = stored_rights(row.rights_granted), stored_rights(row.rights_revoked)
+    rights = effective_rights(row.role, granted, revoked)
+    changes = "".join([f" +{r}" for r in sorted(granted)] + [f" -{r}" for r in sorted(revoked)])
+    console.print(f"{username} ({row.role}{changes}): {' '.join(r for r in RIGHTS if r in rights) or 'no rights'}",
+                  markup=False, soft_wrap=True)  # fmt: skip
 
 
 randomise_app = typer.Typer(help="Randomisation: set up a study's allocation, randomise patients, read the log.")

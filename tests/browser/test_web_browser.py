@@ -33,10 +33,14 @@ def server(tmp_path_factory):
 
     from allotrack.web.app import create_app
     from allotrack.web.auth import add_user
+    from allotrack.web.jobs import JobRunner, app_key
 
     folder = tmp_path_factory.mktemp("browser")
     app = create_app(f"sqlite:///{folder / 'web.db'}", secret_key="browser-test")
     add_user(app.state.store.engine, "coordinator", PASSWORD, "data_manager", "C1")
+    app.state.checks_may_run = threading.Event()  # the first import's check waits for it: its progress is seen
+    app.state.import_jobs = JobRunner(app.state.uploads, app_key(app.state.store.engine.url), settle=0,
+                                      step=lambda state, _: state != "queued" or app.state.checks_may_run.wait(60))
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -47,7 +51,8 @@ def server(tmp_path_factory):
         if srv.started:
             break
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", folder
+    yield f"http://127.0.0.1:{port}", folder, app
+    app.state.checks_may_run.set()
     srv.should_exit = True
     thread.join(timeout=10)
 
@@ -57,7 +62,7 @@ def test_coordinator_workflow_in_chromium(server):
 
     from allotrack.study.demo import demo_records
 
-    base, folder = server
+    base, folder, app = server
     csv_dir = folder / "demo_csv"
     csv_dir.mkdir()
     for name, frame in demo_records().tables.items():
@@ -74,8 +79,12 @@ def test_coordinator_workflow_in_chromium(server):
 
         page.goto(f"{base}/import")
         page.set_input_files("input[type=file]", sorted(str(f) for f in csv_dir.glob("*.csv")))
-        page.click("text=Check")
-        expect(page.locator("h2")).to_contain_text("Ready to import")
+        page.click("text=Check")  # answered at once with the check's progress, polled by htmx every second
+        expect(page.locator("#import-job h2")).to_have_text("Checking the files")
+        expect(page.locator("#import-job")).to_contain_text("Waiting for its turn")
+        page.screenshot(path=str(ARTIFACTS / "1a-import-progress.png"), full_page=True)
+        app.state.checks_may_run.set()
+        expect(page.locator("h2")).to_contain_text("Ready to import", timeout=30_000)  # the poll reloads the page
         page.screenshot(path=str(ARTIFACTS / "1-import-report.png"), full_page=True)
         page.click("text=Commit")
         expect(page.locator("#rows tr")).to_have_count(29)
@@ -94,7 +103,7 @@ def test_coordinator_workflow_in_chromium(server):
         page.goto(f"{base}/import")
         page.set_input_files("input[type=file]", [str(folder / "follow_up.csv")])
         page.click("text=Check")
-        expect(page.locator("h2").nth(1)).to_have_text("Corrections of stored records (1 field(s))")
+        expect(page.locator("h2").nth(1)).to_have_text("Corrections of stored records (1 field(s))", timeout=30_000)
         expect(page.locator("td", has_text=new_date)).to_have_count(1)
         page.screenshot(path=str(ARTIFACTS / "2b-import-correction.png"), full_page=True)
         page.fill("input[name=reason]", "last contact confirmed by phone")
@@ -103,7 +112,7 @@ def test_coordinator_workflow_in_chromium(server):
 
         page.click("text=MST14")
         expect(page.locator("h1")).to_have_text("Patient MST14")
-        expect(page.locator("svg.chart").first).to_be_visible()
+        expect(page.locator("#chart-counts .main-svg").first).to_be_visible()  # drawn by plotly.js
         page.screenshot(path=str(ARTIFACTS / "3-timeline.png"), full_page=True)
 
         page.click("text=Add GVHD assessment")

@@ -17,7 +17,7 @@ import anyio
 import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
-from webfixtures import PASSWORD, csrf_of, login, page_csrf, web  # noqa: F401  (web: the fixture)
+from webfixtures import PASSWORD, csrf_of, import_result, login, page_csrf, web  # noqa: F401  (web: the fixture)
 
 from allotrack.study.demo import demo_records
 from allotrack.web.app import create_app
@@ -36,7 +36,9 @@ def _small_app(tmp_path: Path, **limits) -> TestClient:
 
 
 def _upload(client: TestClient, name: str, data: bytes, kind: str = "text/csv"):
-    return client.post("/import", data={"csrf_token": page_csrf(client)}, files=[("files", (name, data, kind))])
+    """The upload's answer, or (the check runs in the background) the result of its check."""
+    answer = client.post("/import", data={"csrf_token": page_csrf(client)}, files=[("files", (name, data, kind))])
+    return import_result(client, answer)
 
 
 def _bearer(app, user: str) -> dict[str, str]:

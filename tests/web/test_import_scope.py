@@ -80,10 +80,11 @@ def test_an_import_without_a_centre_adds_rows_under_the_patients_own_centre(stor
 
 # ---------------------------------------------------------------------------------------- through the web page
 def _upload(client, name: str, text: str, **fields: str):
-    from webfixtures import page_csrf
+    from webfixtures import import_result, page_csrf
 
     token = page_csrf(client)
-    return client.post("/import", data={"csrf_token": token, **fields}, files=[("files", (name, text, "text/csv"))])
+    return import_result(client, client.post("/import", data={"csrf_token": token, **fields},
+                                             files=[("files", (name, text, "text/csv"))]))  # fmt: skip
 
 
 def test_the_import_page_scopes_a_data_manager_and_makes_an_administrator_choose_the_centre(web):

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
-from webfixtures import login, page_csrf, web  # noqa: F401  (web: the fixture)
+from webfixtures import import_result, login, page_csrf, web  # noqa: F401  (web: the fixture)
 
 
 def test_gvhd_form_grades_as_you_type(web):
@@ -74,10 +75,12 @@ def test_import_page_reports_problems_then_commits(web):
     dm2 = login(web, "dm2")
     token = page_csrf(dm2)
     bad = io.BytesIO(b"patient_id,sex,diagnosis,diagnosis_date\nq1,X,AML,2020-01-01\n")
-    res = dm2.post("/import", data={"csrf_token": token}, files=[("files", ("patients.csv", bad, "text/csv"))])
+    res = import_result(dm2, dm2.post("/import", data={"csrf_token": token},
+                                      files=[("files", ("patients.csv", bad, "text/csv"))]))
     assert res.status_code == 422 and "Nothing was imported" in res.text and "must be one of" in res.text
     good = io.BytesIO(b"patient_id,sex,diagnosis,diagnosis_date\nq1,F,AML,2020-01-01\nq2,M,MDS,2021-02-03\n")
-    res = dm2.post("/import", data={"csrf_token": token}, files=[("files", ("patients.csv", good, "text/csv"))])
+    res = import_result(dm2, dm2.post("/import", data={"csrf_token": token},
+                                      files=[("files", ("patients.csv", good, "text/csv"))]))
     assert res.status_code == 200 and "Ready to import" in res.text
     pending = res.text.split('action="/import/')[1].split("/commit")[0]
     assert "/patients/q1" not in dm2.get("/patients").text  # nothing written before the commit (ids as links: a
@@ -99,7 +102,8 @@ def test_import_page_shows_corrections_and_needs_a_reason(web):
     dm2 = login(web, "dm2")
     token = page_csrf(dm2)
     corrected = io.BytesIO(b"patient_id,last_contact_date\np3,2021-06-30\n")
-    res = dm2.post("/import", data={"csrf_token": token}, files=[("files", ("follow_up.csv", corrected, "text/csv"))])
+    res = import_result(dm2, dm2.post("/import", data={"csrf_token": token},
+                                      files=[("files", ("follow_up.csv", corrected, "text/csv"))]))
     assert res.status_code == 200 and "Corrections of stored records (1 field(s))" in res.text
     assert "<td>last_contact_date</td><td>2021-02-04</td><td>2021-06-30</td>" in res.text
     pending = res.text.split('action="/import/')[1].split("/commit")[0]
@@ -166,9 +170,13 @@ def test_crs_form_grades_as_you_type_and_saves(web):
 def test_cohort_dashboard_follows_the_chosen_grouping(web):
     an1 = login(web, "an1")
     page = an1.get("/dashboard")
-    assert page.status_code == 200 and page.text.count("<svg") == 2 and "Log-rank" in page.text
+    figures = re.findall(r'class="chart-spec">(.*?)</script>', page.text)  # plotly figures (allotrack.web.charts)
+    assert page.status_code == 200 and len(figures) == 2
+    assert json.loads(figures[0])["layout"]["title"]["text"].startswith("Log-rank p")
     partial = an1.get("/dashboard/figures?group=courses", headers={"HX-Request": "true"})
-    assert partial.status_code == 200 and "1–3" in partial.text and "&gt; 3" in partial.text
+    os_figure = json.loads(re.findall(r'class="chart-spec">(.*?)</script>', partial.text)[0])
+    legend = [t["name"] for t in os_figure["data"] if t.get("showlegend", True) and t["mode"] == "lines"]
+    assert partial.status_code == 200 and legend == ["1–3", "&gt; 3"]  # escaped: plotly shows "> 3"
     assert "<html" not in partial.text  # a fragment for htmx
     assert login(web, "vw1").get("/dashboard?group=nonsense").status_code == 200  # falls back to age
 

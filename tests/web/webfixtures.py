@@ -78,3 +78,18 @@ def login(app, username: str, raise_server_exceptions: bool = True) -> TestClien
 
 def page_csrf(client: TestClient) -> str:
     return csrf_of(client.get("/patients").text)
+
+
+def import_result(client: TestClient, answer, timeout: float = 120.0):
+    """The result page of an upload's check: ``answer`` (the POST /import response) followed to its job page and
+    polled until the background check has finished (any other answer is returned as it is)."""
+    import time
+
+    if answer.status_code != 303 or not answer.headers.get("location", "").startswith("/import/jobs/"):
+        return answer
+    url, deadline = answer.headers["location"], time.monotonic() + timeout
+    while True:
+        res = client.get(url)
+        if res.status_code != 202 or time.monotonic() > deadline:
+            return res
+        time.sleep(0.05)

@@ -20,14 +20,35 @@ from allotrack.records.tables import AUDIT_LOG, DATA_DICTIONARY, METADATA
 
 
 def stored_dictionary(bind: Engine | Connection) -> DataDictionary:
-    """The dictionary in force for the store (its newest saved version, else the bundled default)."""
-    query = sa.select(DATA_DICTIONARY.c.content).order_by(DATA_DICTIONARY.c.dictionary_id.desc()).limit(1)
+    """The dictionary in force for the store (its newest saved version, else the bundled default).
+
+    Versions are only ever added (:func:`save_dictionary`), so a version is identified by its row — the store's
+    URL, ``dictionary_id`` and ``created_at`` (the time tells apart a database dropped and created again, whose ids
+    start over) — and each is parsed once per process: a request reads only that identity (a primary-key lookup),
+    the content only the first time, and a new version (saved by any process) is seen by the next request."""
     if isinstance(bind, Engine):
         with bind.connect() as conn:
-            row = conn.execute(query).first()
-    else:
-        row = bind.execute(query).first()
-    return default_dictionary() if row is None else _parsed(row.content)
+            return _in_force(conn)
+    return _in_force(bind)
+
+
+_VERSIONS: dict[tuple[str, int, str], DataDictionary] = {}  # (store URL, dictionary_id, created_at) -> parsed
+
+
+def _in_force(conn: Connection) -> DataDictionary:
+    d = DATA_DICTIONARY
+    row = conn.execute(sa.select(d.c.dictionary_id, d.c.created_at).order_by(d.c.dictionary_id.desc()).limit(1)).first()
+    if row is None:
+        return default_dictionary()
+    version = (conn.engine.url.render_as_string(hide_password=True), int(row.dictionary_id), str(row.created_at))
+    found = _VERSIONS.get(version)
+    if found is None:
+        content = conn.execute(sa.select(d.c.content).where(d.c.dictionary_id == row.dictionary_id)).scalar_one()
+        found = _parsed(content)
+        if len(_VERSIONS) >= 64:  # a long-running process sees few versions; tests see many stores
+            _VERSIONS.clear()
+        _VERSIONS[version] = found
+    return found
 
 
 @lru_cache(maxsize=8)
@@ -41,7 +62,7 @@ def items_in_use(conn: Connection) -> dict[str, set[str]]:
     out = {}
     for table, column in DICTIONARY_TABLES.items():
         t = METADATA.tables[table]
-        out[table] = {str(c) for c in conn.execute(sa.select(t.c[column]).where(t.c.deleted.is_(False)).distinct())
+        out[table] = {str(c) for c in conn.execute(sa.select(t.c[column]).where(t.c.deleted == sa.false()).distinct())
                       .scalars()}  # fmt: skip
     return out
 

@@ -11,7 +11,8 @@ The steps, in order:
    uses) are read — not the whole store — through temporary key tables.
 4. Each incoming row is classified by its natural key (:attr:`Table.natural_key`): *new*; *already present*
    (same key, same content: skipped, so a re-import adds nothing); a *correction* (same key, other content:
-   refused unless ``update``, then applied field by field with a reason); an exact copy of another incoming row
+   refused unless ``update``, then applied field by field with a reason, and refused for a locked record:
+   :mod:`allotrack.records.locks`); an exact copy of another incoming row
    (refused unless ``drop_duplicates``, then imported once with a warning); or a second incoming row with the same
    key and other content (refused).
 5. Cross-table rules (references, chronology) run on the stored and incoming rows of the touched patients
@@ -42,6 +43,7 @@ from allotrack.records.bulk import Audit, python_rows, write_tables
 from allotrack.records.dictionary import DataDictionary
 from allotrack.records.dictionary_store import stored_dictionary
 from allotrack.records.hashing import content_and_key_values
+from allotrack.records.locks import locked_row_ids
 from allotrack.records.schema import TABLES, Records
 from allotrack.records.tables import AUDIT_LOG, METADATA, STUDY_LOCK, typed_frame
 from allotrack.records.validate import Problem, ValidationError, check_tables, key_label, type_tables
@@ -122,8 +124,9 @@ def import_records(engine: Engine, records: Records, user: str = "import", centr
         problems.extend(_deleted_patients(conn, incoming, stored, centre))
         plans = {name: _classify(inc, stored[name], update, drop_duplicates, centre, _RowNamer(records, name))
                  for name, inc in incoming.items()}  # fmt: skip
-        for plan in plans.values():
+        for name, plan in plans.items():
             problems.extend(plan.problems)
+            problems.extend(_locked_corrections(conn, name, plan))
         combined, where = _combined(incoming, plans, stored, touched)
         for p in check_tables(combined, keys=False):
             problems.append(where.locate(p))
@@ -164,6 +167,17 @@ def import_records(engine: Engine, records: Records, user: str = "import", centr
             _apply_updates(conn, name, incoming[name], plan)
         _audit(conn, audit, incoming, plans, reason)
     return report
+
+
+def _locked_corrections(conn: sa.Connection, name: str, plan: _Plan) -> list[Problem]:
+    """Corrections of locked (or signed) records: refused until a user with the right to lock records unlocks
+    them (:mod:`allotrack.records.locks`)."""
+    if not plan.updated_rows:
+        return []
+    locked = locked_row_ids(conn, name, [c.row_id for c in plan.updated_rows])
+    return [Problem(name, c.position, None, None, f"the stored record with this {key_label(name)} is locked: it is "
+                    "unlocked (with a reason) before an import corrects it") for c in plan.updated_rows
+            if c.row_id in locked]  # fmt: skip
 
 
 def _within_centre(stored: dict[str, pd.DataFrame],
@@ -246,7 +260,8 @@ def _inherit_centre(conn: sa.Connection, name: str, after: int, centres: list[st
         return
     table, patients = METADATA.tables[name], METADATA.tables["patients"]
     for code in centres:
-        theirs = sa.select(patients.c.patient_id).where(patients.c.centre_code == code, patients.c.deleted.is_(False))
+        theirs = sa.select(patients.c.patient_id).where(patients.c.centre_code == code,
+                                                        patients.c.deleted == sa.false())
         conn.execute(table.update().where(table.c.row_id > after, table.c.centre_code.is_(None),
                                           table.c.patient_id.in_(theirs)).values(centre_code=code))  # fmt: skip
 
@@ -457,7 +472,7 @@ def _touched_records(conn: sa.Connection, incoming: dict[str, _Incoming], touche
         if spec.global_key:
             cond = sa.or_(cond, table.c.key_hash.in_(sa.select(key_table.c.key_hash)))
         columns = [table.c[c] for c in (*(c.name for c in spec.columns), *STORE_COLUMNS)]
-        query = sa.select(*columns).where(table.c.deleted.is_(False), cond).order_by(table.c.row_id)
+        query = sa.select(*columns).where(table.c.deleted == sa.false(), cond).order_by(table.c.row_id)
         rows = conn.execute(query).all() if patients or (spec.global_key and global_keys) else []
         frame = pd.DataFrame([tuple(r) for r in rows], columns=[c.name for c in columns], dtype=object)
         out[name] = typed_frame(frame, spec, extra=STORE_COLUMNS) if rows else Records()[name].assign(

@@ -58,18 +58,22 @@ def load_records(engine: Engine, centre: str | None = None, patient_id: str | No
                  tables: Iterable[str] | None = None) -> Records:  # fmt: skip
     """Current (not deleted) records, optionally only a centre's (its data access group) or one patient's, and
     only the ``tables`` named (the others are empty), typed as the schema says. PostgreSQL is read as Arrow through
-    ADBC; other databases through the DB-API cursor's plain tuples (no SQLAlchemy Row per record)."""
+    ADBC (one patient's rows through the pooled connection); other databases through the DB-API cursor's plain
+    tuples (no SQLAlchemy Row per record)."""
     chosen = {name: TABLES[name] for name in (TABLES if tables is None else tables)}
     queries = {}
     for name, spec in chosen.items():
         table = METADATA.tables[name]
-        conds: list[sa.ColumnElement[bool]] = [table.c.deleted.is_(False)]
+        # ``deleted = false``, not ``IS false``: only the former matches the partial indexes' predicate (both
+        # SQLite and PostgreSQL otherwise scan the whole table for one patient's rows)
+        conds: list[sa.ColumnElement[bool]] = [table.c.deleted == sa.false()]
         if centre is not None:
             conds.append(table.c.centre_code == centre)
         if patient_id is not None:
             conds.append(table.c.patient_id == patient_id)
         queries[name] = sa.select(*[table.c[c.name] for c in spec.columns]).where(*conds).order_by(table.c.row_id)
-    arrow = read_tables(engine, queries)
+    # one patient's few rows: the pooled connection (an ADBC connection is opened per call, ~60 ms)
+    arrow = read_tables(engine, queries) if patient_id is None else None
     out = {}
     with engine.connect() as conn:
         for name, spec in chosen.items():

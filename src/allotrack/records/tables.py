@@ -74,6 +74,8 @@ USERS = sa.Table(
     sa.Column("blinded", sa.Boolean, nullable=False, server_default=sa.false()),  # migration 0008
     sa.Column("session_epoch", sa.Integer, nullable=False, server_default="0"),  # migration 0009
     sa.Column("unlocked_at", sa.DateTime(timezone=True)),  # migration 0009
+    sa.Column("rights_granted", sa.Text, nullable=False, server_default=""),  # migration 0010 (allotrack.web.rights)
+    sa.Column("rights_revoked", sa.Text, nullable=False, server_default=""),  # migration 0010
 )  # fmt: skip
 API_TOKENS = sa.Table(
     "api_tokens", METADATA,
@@ -125,6 +127,22 @@ STUDY_LOCK = sa.Table(
     sa.Column("at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("username", sa.String(100), nullable=False),
     sa.Column("reason", sa.String(500)),
+)  # fmt: skip
+
+# Record-level locks and e-signatures (migration 0010; allotrack.web.record_lock): one row per locked record, the
+# signature's signer and time when signing locked it; unlocking deletes the row (the audit trail keeps both).
+RECORD_LOCKS = sa.Table(
+    "record_locks", METADATA,
+    sa.Column("lock_id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("table_name", sa.String(50), nullable=False),
+    sa.Column("row_id", sa.Integer, nullable=False),
+    sa.Column("patient_id", sa.String(200), nullable=False, index=True),
+    sa.Column("centre_code", sa.String(50)),
+    sa.Column("locked_by", sa.String(100), nullable=False),
+    sa.Column("locked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("signed_by", sa.String(100)),
+    sa.Column("signed_at", sa.DateTime(timezone=True)),
+    sa.UniqueConstraint("table_name", "row_id", name="ux_record_locks_record"),
 )  # fmt: skip
 
 # Randomisation (migration 0008): each randomised study's design, its concealed list, the append-only log.

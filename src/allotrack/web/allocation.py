@@ -2,14 +2,14 @@
 eligible patients one at a time, and read the allocation log — the only paths to the tables of migration 0008,
 used alike by the web pages, the API and the CLI.
 
-Rules (REDCap's randomisation module): only an administrator sets up a randomisation, once per study (the seed is
-kept with the design, readable by nobody through allotrack); a data manager or an administrator randomises a
-patient of their data access group — another centre's patient is answered like an unknown one; a patient is
-randomised only once enrolled in the study with eligibility recorded as yes (the arm stays concealed until then),
-and only once, ever (the database's unique index holds this also for two enrolments at the same moment); the study
-lock stops randomisation; the allocation log is append-only and each allocation writes its audit row and sets the
-enrolment record's arm, stratum, allocation number and randomisation date in the same transaction. Only an
-administrator reads the log and the list.
+Rules (REDCap's randomisation module; the rights of :mod:`allotrack.web.rights`): only an administrator (the right
+``design``) sets up a randomisation, once per study (the seed is kept with the design, readable by nobody through
+allotrack); a data manager or an administrator (the right ``randomise``) randomises a patient of their data access
+group — another centre's patient is answered like an unknown one; a patient is randomised only once enrolled in the
+study with eligibility recorded as yes (the arm stays concealed until then), and only once, ever (the database's
+unique index holds this also for two enrolments at the same moment); the study lock stops randomisation; the
+allocation log is append-only and each allocation writes its audit row and sets the enrolment record's arm, stratum,
+allocation number and randomisation date in the same transaction. Only an administrator reads the log and the list.
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from allotrack.records.tables import ALLOCATION_LISTS, ALLOCATIONS, RANDOMISATIO
 from allotrack.web.audit import is_locked, record_change
 from allotrack.web.auth import User
 from allotrack.web.data import Forbidden, NotFound
+from allotrack.web.rights import require
 
-CAN_RANDOMISE = ("administrator", "data_manager")
 PATIENT_FACTORS = ("centre", "sex", "diagnosis")  # patient columns a design may stratify or minimise by
 
 
@@ -54,8 +54,7 @@ def set_up(engine: sa.Engine, user: User, study: str, design: RandomisationDesig
            strata: list[str] | None = None, n_per_stratum: int = 0) -> int:  # fmt: skip
     """Store ``study``'s design and, for permuted blocks, its allocation list (``strata``: every stratum label,
     ``n_per_stratum`` positions each). Returns the number of list positions. Refused for a study already set up."""
-    if not user.is_admin:
-        raise Forbidden("only an administrator sets up a randomisation")
+    require(user, "design", "only an administrator sets up a randomisation")
     if not study.strip():
         raise InputError("the study needs a name", table="randomisation_designs", column="study")
     unknown = [f for f in design.stratify_by if f not in PATIENT_FACTORS]
@@ -98,14 +97,13 @@ def _design(conn: sa.Connection, study: str) -> tuple[RandomisationDesign, int]:
 
 def _current(conn: sa.Connection, table: str, *where: Any) -> pd.DataFrame:
     t = METADATA.tables[table]
-    rows = conn.execute(sa.select(t).where(t.c.deleted.is_(False), *where)).mappings().all()
+    rows = conn.execute(sa.select(t).where(t.c.deleted == sa.false(), *where)).mappings().all()
     return pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in t.columns])
 
 
 def allocate(engine: sa.Engine, user: User, study: str, patient_id: str, today: date | None = None) -> Allocation:
     """Randomise one patient (see the module's rules); returns the allocation."""
-    if user.role not in CAN_RANDOMISE:
-        raise Forbidden("your role cannot randomise patients")
+    require(user, "randomise", "your role cannot randomise patients")
     day = today or date.today()
     try:
         with write_transaction(engine) as conn:
@@ -197,7 +195,8 @@ def _set_enrolment(conn: sa.Connection, user: User, row: pd.Series, values: dict
 def allocation_log(engine: sa.Engine, user: User, study: str) -> pd.DataFrame:
     """The allocation log of ``study`` in allocation order: who, when, stratum, arm, list position (administrators
     only: it reveals every arm)."""
-    if not user.is_admin or user.blinded:
+    require(user, "design", "only an unblinded administrator reads the allocation log")
+    if user.blinded:
         raise Forbidden("only an unblinded administrator reads the allocation log")
     with engine.connect() as conn:
         _design(conn, study)

@@ -15,6 +15,7 @@ import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.exc import DataError
 from starlette.middleware.sessions import SessionMiddleware
 
 from allotrack.errors import AllotrackError
@@ -62,8 +64,10 @@ def current_user(request: Request) -> User:
         found = token_access(engine, auth[7:].strip())
         user = found[0] if found is not None else None
         request.state.via_token = user is not None
-        if found is not None and "write" not in found[1] and request.method not in READING:
-            raise Forbidden("this API token may only read (scope: read)")
+        if found is not None and "write" not in found[1]:
+            if request.method not in READING:
+                raise Forbidden("this API token may only read (scope: read)")
+            user = replace(found[0], read_only=True)  # only the read rights (allotrack.web.rights.READ_RIGHTS)
     else:
         uid = request.session.get("user_id")
         user = user_by_id(engine, int(uid)) if uid is not None else None
@@ -171,6 +175,10 @@ def create_app(url: str | None = None, secret_key: str | None = None, secure_coo
     async def refused(request: Request, exc: AllotrackError) -> Response:  # bad input the routes did not catch
         return _error(request, 422, str(exc))
 
+    @app.exception_handler(DataError)
+    async def unstorable(request: Request, exc: DataError) -> Response:  # e.g. a NUL character on PostgreSQL
+        return _error(request, 422, "a value holds a character the database cannot store (a NUL character?)")
+
     @app.exception_handler(RequestValidationError)
     async def malformed(request: Request, exc: RequestValidationError) -> Response:
         # FastAPI's own answer echoes the input (patient data; NaN/Infinity it then cannot even write as JSON)
@@ -185,11 +193,17 @@ def create_app(url: str | None = None, secret_key: str | None = None, secure_coo
             return JSONResponse({"detail": "validation failed", "problems": problems}, status_code=422)
         return _error(request, 422, "; ".join(problems))
 
+    from allotrack.web.routes import assets, locks
     from allotrack.web.routes.api import router as api_router
+    from allotrack.web.routes.entry import router as entry_router
     from allotrack.web.routes.pages import router as pages_router
 
+    app.include_router(entry_router)  # data entry (before the pages: /patients/new is not a patient id)
     app.include_router(pages_router)
     app.include_router(api_router)
+    app.include_router(locks.pages)  # record locks and e-signatures
+    app.include_router(locks.api)
+    assets.install(app)  # plotly.js and its style sheet from our own origin (charts)
     return app
 
 

@@ -1,16 +1,21 @@
 """User accounts, roles and API tokens.
 
-Roles (REDCap-like user rights): ``administrator`` (everything, every centre, user management, study lock),
-``data_manager`` (enter, import and correct records of their centre), ``analyst`` (read and run reports for their
-centre), ``viewer`` (read their centre). A user with a centre sees only that centre's patients (a data access
-group); an administrator without a centre sees all. Passwords are stored as Argon2id hashes; API tokens only as
+Roles and rights (REDCap's user rights, :mod:`allotrack.web.rights`): each role has default rights —
+``administrator`` every right (``view``, ``enter``, ``import``, ``export_identified``, ``export_deidentified``,
+``report``, ``delete``, ``restore``, ``lock_record``, ``sign``, ``randomise``, ``audit``, ``design``,
+``lock_study``, ``manage_users``), ``data_manager`` view, enter, import, export de-identified, report, delete,
+lock_record, randomise and audit, ``analyst`` view, export de-identified, report and audit, ``viewer`` view — and
+an administrator grants or revokes single rights per user; :attr:`User.rights` are the effective ones. A user
+with a centre sees only that centre's patients (a data access group); an administrator without a centre sees
+all. Passwords are stored as Argon2id hashes; API tokens only as
 SHA-256 digests.
 
 Log-in: names over 200 and passwords over 1024 characters are refused before any work; an unknown name costs one
 Argon2 verification, as a wrong password does (against a dummy hash). Sessions: a signed-in browser carries the
 user's ``session_epoch`` of its login, and logout, a password change and deactivation move it on (every session of
 the user ends). API tokens grant their ``scopes`` (``read``, ``write``: within the role's rights) until they expire
-(30 days by default) or are revoked; a password change or deactivation revokes them all.
+(30 days by default) or are revoked; a password change or deactivation revokes them all; a ``read`` token carries
+only the read rights (:data:`allotrack.web.rights.READ_RIGHTS`).
 """
 
 from __future__ import annotations
@@ -28,10 +33,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from allotrack.errors import InputError
 from allotrack.records.store import API_TOKENS, USERS
+from allotrack.web.rights import effective_rights, stored_rights
 
 ROLES = ("administrator", "data_manager", "analyst", "viewer")
-CAN_WRITE = ("administrator", "data_manager")
-CAN_ANALYSE = ("administrator", "data_manager", "analyst")
 _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash(secrets.token_urlsafe(16))  # what an unknown user name is verified against
 MAX_USERNAME = 200  # longer log-in names and passwords are refused before any throttle bookkeeping or hashing
@@ -50,14 +54,22 @@ class User:
     centre_code: str | None
     blinded: bool = False  # never sees a randomised arm (pages, API, audit trail, reports)
     session_epoch: int = 0  # sessions signed in under an older epoch are over (logout, password change, deactivation)
+    granted: frozenset[str] = frozenset()  # rights added to the role's defaults (allotrack.web.rights)
+    revoked: frozenset[str] = frozenset()  # rights taken from them
+    read_only: bool = False  # the bearer of an API token of scope read: only the read rights
+
+    @property
+    def rights(self) -> frozenset[str]:
+        """The effective rights: the role's defaults with this user's grants and revocations."""
+        return effective_rights(self.role, self.granted, self.revoked, self.read_only)
 
     @property
     def can_write(self) -> bool:
-        return self.role in CAN_WRITE
+        return "enter" in self.rights
 
     @property
     def can_analyse(self) -> bool:
-        return self.role in CAN_ANALYSE
+        return "report" in self.rights
 
     @property
     def is_admin(self) -> bool:
@@ -65,7 +77,8 @@ class User:
 
 
 def _row_user(row: sa.Row[Any]) -> User:
-    return User(row.user_id, row.username, row.role, row.centre_code, bool(row.blinded), int(row.session_epoch))
+    return User(row.user_id, row.username, row.role, row.centre_code, bool(row.blinded), int(row.session_epoch),
+                stored_rights(row.rights_granted), stored_rights(row.rights_revoked))  # fmt: skip
 
 
 def _check_password(password: str) -> None:

@@ -43,7 +43,9 @@ from allotrack.web.security import reference_id
 log = logging.getLogger("allotrack.web")
 MB = 2**20
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; "
+# img-src blob: for the charts' "Download plot as a PNG" (plotly.js draws the figure into a blob: image first); the
+# charting library needs nothing else: its script and style sheet are ours (allotrack.web.routes.assets)
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; object-src 'none'; "
        "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")  # fmt: skip
 REPORT_CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'none'; sandbox"
 

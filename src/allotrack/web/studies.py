@@ -15,6 +15,7 @@ from allotrack.study.run import demo_plan_path
 from allotrack.web.audit import record_change
 from allotrack.web.auth import User
 from allotrack.web.data import Forbidden, NotFound
+from allotrack.web.rights import require
 
 DEMO_ID = 0
 
@@ -52,8 +53,7 @@ def get_plan(engine: sa.Engine, plan_id: int) -> StudyPlan:
 
 def save_plan(engine: sa.Engine, user: User, name: str, text: str) -> int:
     """Validate and keep a plan (raises :class:`allotrack.study.plan.PlanError` listing every problem)."""
-    if not user.can_analyse:
-        raise Forbidden("your role cannot add study plans")
+    require(user, "report", "your role cannot add study plans")
     name = name.strip()[:200] or "plan"
     parse_plan(text, name)
     with engine.begin() as conn:

@@ -2,10 +2,14 @@
 the line it was read from, and a file that cannot be read is refused with its name and the place of the fault.
 
 - CSV files are decoded as UTF-8 (a byte-order mark is allowed) unless an ``encoding`` is named. An undecodable
-  byte is reported with the file, line and byte offset; a file with NUL bytes is not a text file.
+  byte is reported with the file, line and byte offset; a file with NUL bytes is not a text file. Memory stays
+  bounded by the table itself: one streaming pass checks the encoding (a block at a time), then pandas parses the
+  file in chunks of ``CHUNK_ROWS`` rows (never the whole text, or a copy of it, in memory), and a row limit
+  (``max_rows``) is checked chunk by chunk. A :class:`ReadProgress` is told each file and the rows read so far.
 - Line numbers are the file's own: the header is line 1, so the first data row is line 2; blank lines keep their
   numbers and a quoted cell spanning several lines moves the next row's line on accordingly.
-- Excel workbooks give one table per sheet; a row's line is its spreadsheet row number. A workbook whose members
+- Excel workbooks give one table per sheet; a row's line is its spreadsheet row number (pandas opens them with
+  openpyxl's ``read_only`` mode, which streams the sheets' XML). A workbook whose members
   (the sheets' XML) would unpack to more than ``MAX_XLSX_BYTES`` (50 MB; ``ALLOTRACK_MAX_XLSX_BYTES``) is refused
   before it is parsed: a small file can hold gigabytes of XML.
 - SPSS / Stata / SAS files (pyreadstat) give one table; a row's "line" is its case number + 1 (as if a header
@@ -16,12 +20,13 @@ the line it was read from, and a file that cannot be read is refused with its na
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import os
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn, Protocol
 
 import numpy as np
 import pandas as pd
@@ -30,6 +35,8 @@ from allotrack.errors import InputError
 
 DEFAULT_ENCODING = "utf-8-sig"
 MAX_XLSX_BYTES = int(os.environ.get("ALLOTRACK_MAX_XLSX_BYTES") or 50 * 2**20)
+CHUNK_ROWS = 50_000  # CSV rows parsed at a time
+BLOCK = 2**20  # bytes decoded at a time by the encoding check
 
 
 @dataclass(frozen=True)
@@ -42,15 +49,25 @@ class SourceTable:
     lines: np.ndarray
 
 
-def read_source(path: Path, encoding: str | None = None) -> tuple[list[SourceTable], list[str]]:
-    """The tables in one file and the warnings about it (empty sheets, header-only files)."""
+class ReadProgress(Protocol):
+    """Told how reading goes (a background check shows it): each file as it starts, and the rows read so far."""
+
+    def file(self, index: int, count: int, name: str) -> None: ...  # index counts from 1
+
+    def rows(self, read: int, total: int | None) -> None: ...  # total: an estimate (the file's lines), if known
+
+
+def read_source(path: Path, encoding: str | None = None, progress: ReadProgress | None = None,
+                max_rows: int | None = None) -> tuple[list[SourceTable], list[str]]:  # fmt: skip
+    """The tables in one file and the warnings about it (empty sheets, header-only files). A CSV file with more
+    than ``max_rows`` rows is refused while it is read."""
     if not path.exists():
         raise InputError(f"no such file: {path}")
     if path.is_dir():
         raise InputError(f"{path} is a folder, not a file")
     suffix = path.suffix.lower()
     if suffix in (".csv", ".txt", ".tsv"):
-        return _read_csv(path, encoding or DEFAULT_ENCODING, sep="\t" if suffix == ".tsv" else ",")
+        return _read_csv(path, encoding or DEFAULT_ENCODING, "\t" if suffix == ".tsv" else ",", progress, max_rows)
     if suffix in (".xlsx", ".xlsm"):
         return _read_excel(path)
     if suffix in (".sav", ".dta", ".sas7bdat", ".xpt"):
@@ -58,45 +75,81 @@ def read_source(path: Path, encoding: str | None = None) -> tuple[list[SourceTab
     raise InputError(f"cannot read {path.name}: use .csv, .tsv, .xlsx, .sav, .dta, .sas7bdat or .xpt")
 
 
-def decode(path: Path, encoding: str) -> str:
-    """The file's text; an undecodable byte is refused with its line and offset."""
-    data = path.read_bytes()
-    if b"\x00" in data[:65536]:
-        raise InputError(f"{path.name} is not a text file (it holds NUL bytes); save the table as CSV (UTF-8)")
-    try:
-        return data.decode(encoding)
-    except UnicodeDecodeError as err:
-        line = data.count(b"\n", 0, err.start) + 1
-        shown = "utf-8 (a byte-order mark is allowed)" if encoding == DEFAULT_ENCODING else encoding
-        raise InputError(
-            f"{path.name} line {line}: byte 0x{data[err.start]:02x} at offset {err.start} is not valid {shown}; "
-            "save the file as UTF-8 or name its encoding in the mapping file (encoding = \"latin-1\")"
-        ) from None
-    except LookupError:
-        raise InputError(f"unknown encoding {encoding!r} named for {path.name}") from None
+def check_text(path: Path, encoding: str) -> tuple[int, bool]:
+    """Read the file once, a block at a time, refusing it at the first undecodable byte (with its line and
+    offset) or when it holds NUL bytes; answer its number of lines and whether it holds more than white space."""
+    with path.open("rb") as raw:
+        if b"\x00" in raw.read(65536):
+            raise InputError(f"{path.name} is not a text file (it holds NUL bytes); save the table as CSV (UTF-8)")
+        raw.seek(0)
+        try:
+            decoder = codecs.getincrementaldecoder(encoding)()
+        except LookupError:
+            raise InputError(f"unknown encoding {encoding!r} named for {path.name}") from None
+        offset = lines = 0  # bytes and line ends before the block
+        content, last = False, b""
+        for block in iter(lambda: raw.read(BLOCK), b""):
+            pending = decoder.getstate()[0]
+            try:
+                content = bool(decoder.decode(block).strip()) or content
+            except UnicodeDecodeError as err:
+                _undecodable(path, encoding, pending + block, err.start, offset - len(pending),
+                             lines - pending.count(b"\n"))  # fmt: skip
+            offset, lines, last = offset + len(block), lines + block.count(b"\n"), block[-1:]
+        pending = decoder.getstate()[0]
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError as err:
+            _undecodable(path, encoding, pending, err.start, offset - len(pending), lines - pending.count(b"\n"))
+    return lines + (last not in (b"", b"\n")), content
 
 
-def _read_csv(path: Path, encoding: str, sep: str) -> tuple[list[SourceTable], list[str]]:
-    text = decode(path, encoding)
-    if not text.strip():
+def _undecodable(path: Path, encoding: str, data: bytes, at: int, start: int, lines: int) -> NoReturn:
+    line = lines + data.count(b"\n", 0, at) + 1
+    shown = "utf-8 (a byte-order mark is allowed)" if encoding == DEFAULT_ENCODING else encoding
+    raise InputError(
+        f"{path.name} line {line}: byte 0x{data[at]:02x} at offset {start + at} is not valid {shown}; "
+        "save the file as UTF-8 or name its encoding in the mapping file (encoding = \"latin-1\")"
+    ) from None
+
+
+def _read_csv(path: Path, encoding: str, sep: str, progress: ReadProgress | None = None,
+              max_rows: int | None = None) -> tuple[list[SourceTable], list[str]]:  # fmt: skip
+    """Read in chunks of ``CHUNK_ROWS`` rows straight from the file (never the whole text in memory), after one
+    pass that checks the encoding; the row limit is checked as the chunks come."""
+    lines, content = check_text(path, encoding)
+    if not content:
         raise InputError(f"{path.name} is empty: a table file needs a header line with its column names")
+    chunks: list[pd.DataFrame] = []
+    read = 0
     try:
-        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False, na_values=[""],
-                            skip_blank_lines=False)  # fmt: skip
+        with pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, na_values=[""], skip_blank_lines=False,
+                         encoding=encoding, chunksize=CHUNK_ROWS) as reader:  # fmt: skip
+            for chunk in reader:
+                read += len(chunk)
+                if max_rows is not None and read > max_rows:
+                    raise InputError(f"{path.name} has more than {max_rows:,} rows: split it into smaller files")
+                chunks.append(chunk)
+                if progress is not None:
+                    progress.rows(read, max(lines - 1, read))
+    except InputError:
+        raise
     except (pd.errors.ParserError, ValueError) as err:
         raise InputError(f"{path.name} is not a readable CSV table: {err}") from None
+    frame = chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
+    del chunks
     blank_header = [str(c) for c in frame.columns if str(c).startswith("Unnamed: ")]
     if blank_header:
         raise InputError(f"{path.name} line 1: {len(blank_header)} column(s) have no name in the header")
     if _spans_lines(frame):
-        starts = _record_start_lines(text, sep)
-        lines = np.asarray(starts[1 : len(frame) + 1], dtype=np.int64)
+        starts = _record_start_lines(path, encoding, sep, len(frame) + 1)
+        lines_of = np.asarray(starts[1 : len(frame) + 1], dtype=np.int64)
     else:
-        lines = np.arange(2, len(frame) + 2, dtype=np.int64)
+        lines_of = np.arange(2, len(frame) + 2, dtype=np.int64)
     keep = frame.notna().any(axis=1).to_numpy()  # blank lines are skipped, their numbers kept
-    frame, lines = frame[keep].reset_index(drop=True), lines[keep]
+    frame, lines_of = frame[keep].reset_index(drop=True), lines_of[keep]
     warnings = [f"{path.name} has a header but no rows"] if not len(frame) else []
-    return [SourceTable(path.stem, path.name, frame, lines)], warnings
+    return [SourceTable(path.stem, path.name, frame, lines_of)], warnings
 
 
 def _spans_lines(frame: pd.DataFrame) -> bool:
@@ -107,13 +160,17 @@ def _spans_lines(frame: pd.DataFrame) -> bool:
     return False
 
 
-def _record_start_lines(text: str, sep: str) -> list[int]:
-    """The line each CSV record starts on (1-based), quoted line breaks taken into account."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep)
+def _record_start_lines(path: Path, encoding: str, sep: str, records: int) -> list[int]:
+    """The line each of the first ``records`` CSV records starts on (1-based), quoted line breaks taken into
+    account; the file is read as a stream."""
     starts, previous = [], 0
-    for _ in reader:
-        starts.append(previous + 1)
-        previous = reader.line_num
+    with path.open(encoding=encoding, newline="") as text:
+        reader = csv.reader(text, delimiter=sep)
+        for _ in reader:
+            starts.append(previous + 1)
+            previous = reader.line_num
+            if len(starts) >= records:
+                break
     return starts
 
 

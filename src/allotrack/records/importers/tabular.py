@@ -48,7 +48,7 @@ import pandas as pd
 
 from allotrack.errors import InputError
 from allotrack.records.dictionary import DataDictionary, default_dictionary
-from allotrack.records.importers.files import read_source
+from allotrack.records.importers.files import ReadProgress, read_source
 from allotrack.records.importers.wide import WideLayout, reshape_wide
 from allotrack.records.retired import KIND_OF_RETIRED
 from allotrack.records.retired import to_kinds_checked as retired_to_kinds
@@ -135,18 +135,22 @@ def _format(value: Any, key: str) -> str:
 
 
 def read_tables(paths: Sequence[str | Path], mapping: ImportMapping | str | Path | None = None,
-                dictionary: DataDictionary | None = None) -> Records:  # fmt: skip
+                dictionary: DataDictionary | None = None, progress: ReadProgress | None = None,
+                max_rows: int | None = None) -> Records:  # fmt: skip
     """Read files into records: each CSV file (or sheet) is the table its name (or the mapping) says, or, when the
     mapping's ``[wide]`` section names it, is reshaped through ``dictionary`` (default: allotrack's bundled one) to
     the dictionary-driven tables. Each row keeps its file and line (``Records.origins``); the mapping's date
-    formats travel with the records."""
+    formats travel with the records. ``progress`` is told each file and the rows read; a CSV file with more than
+    ``max_rows`` rows is refused while it is read."""
     m = mapping if isinstance(mapping, ImportMapping) else load_mapping(mapping)
     frames: dict[str, list[pd.DataFrame]] = {}
     origins: dict[str, list[pd.DataFrame]] = {}
     warnings: list[str] = []
-    for p in paths:
+    for index, p in enumerate(paths, start=1):
         path = Path(p)
-        sources, notes = read_source(path, m.encoding)
+        if progress is not None:
+            progress.file(index, len(paths), path.name)
+        sources, notes = read_source(path, m.encoding, progress, max_rows)
         warnings.extend(notes)
         for source in sources:
             if source.name in m.wide:

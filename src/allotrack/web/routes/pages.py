@@ -21,11 +21,12 @@ from allotrack.records.store import ImportConflict
 from allotrack.records.validate import ValidationError
 from allotrack.study.plan import PlanError
 from allotrack.web.alerts import all_alerts
-from allotrack.web.allocation import CAN_RANDOMISE, Allocation, allocate, allocation_balance, list_randomisations
+from allotrack.web.allocation import Allocation, allocate, allocation_balance, list_randomisations
 from allotrack.web.app import CsrfRejected, LoginRefused, NotAuthenticated, current_user, html, sign_in
 from allotrack.web.assessments import ASSESSMENTS, Assessment
 from allotrack.web.audit import patient_audit, set_lock
 from allotrack.web.auth import User, change_password, end_sessions
+from allotrack.web.charts import dashboard_charts, patient_charts
 from allotrack.web.dashboard import GROUPINGS, dashboard_figures
 from allotrack.web.data import (
     Forbidden,
@@ -38,7 +39,10 @@ from allotrack.web.data import (
     patient_records,
     scoped_records,
 )
+from allotrack.web.exports import may_export, replace_dataset
 from allotrack.web.limits import Limits, remove_stale_uploads
+from allotrack.web.record_listing import patient_sections
+from allotrack.web.rights import require
 from allotrack.web.security import csrf_ok
 from allotrack.web.studies import get_plan, list_plans, save_plan
 from allotrack.web.timeline import patient_timeline
@@ -137,7 +141,8 @@ PAGE_SIZE = 50
 def patient_page(request: Request, patient_id: str, user: UserDep) -> Response:
     t = patient_timeline(request.app.state.store.engine, user, patient_id)
     return html(request, "patient.html", user=user, patient=t.patient, pid=patient_id, tables=t.tables,
-                counts_svg=t.counts_svg, chimerism_svg=t.chimerism_svg)
+                charts=patient_charts(t), windows=t.windows, rule=t.rule,
+                sections=patient_sections(request.app.state.store.engine, user, patient_id))  # fmt: skip
 
 
 def _assessment(kind: str) -> Assessment:
@@ -150,8 +155,7 @@ def _assessment(kind: str) -> Assessment:
 def assessment_form(request: Request, patient_id: str, kind: str, user: UserDep) -> Response:
     _assessment(kind)
     patient_records(request.app.state.store.engine, user, patient_id)  # 404 outside the user's centre
-    if not user.can_write:
-        raise Forbidden("your role cannot change records")
+    require(user, "enter", "your role cannot change records")
     return html(request, f"{kind}_form.html", user=user, pid=patient_id, today=date.today().isoformat(), values={},
                 error=None)  # fmt: skip
 
@@ -190,7 +194,7 @@ async def assessment_add(request: Request, patient_id: str, kind: str, user: Use
 def dashboard(request: Request, user: UserDep, group: str = "age") -> Response:
     key = group if group in GROUPINGS else "age"
     figures = dashboard_figures(request.app.state.store.engine, user, key)
-    return html(request, "dashboard.html", user=user, group=key, figures=figures,
+    return html(request, "dashboard.html", user=user, group=key, figures=dashboard_charts(figures),
                 groupings=[(k, v[0]) for k, v in GROUPINGS.items()])  # fmt: skip
 
 
@@ -198,7 +202,7 @@ def dashboard(request: Request, user: UserDep, group: str = "age") -> Response:
 def dashboard_partial(request: Request, user: UserDep, group: str = "age") -> Response:
     key = group if group in GROUPINGS else "age"
     return html(request, "dashboard_figures.html", user=user,
-                figures=dashboard_figures(request.app.state.store.engine, user, key))  # fmt: skip
+                figures=dashboard_charts(dashboard_figures(request.app.state.store.engine, user, key)))  # fmt: skip
 
 
 @router.get("/patients/{patient_id}/audit")
@@ -221,8 +225,7 @@ def alerts_page(request: Request, user: UserDep) -> Response:
 
 @router.get("/import")
 def import_page(request: Request, user: UserDep) -> Response:
-    if not user.can_write:
-        raise Forbidden("your role cannot import records")
+    require(user, "import", "your role cannot import records")
     return html(request, "import.html", user=user, report=None, token=None, problems=None)
 
 
@@ -231,34 +234,68 @@ async def import_check(request: Request, user: UserDep, files: Annotated[list[Up
                        csrf_token: Csrf = None,
                        centre: Annotated[str | None, Form(max_length=50)] = None) -> Response:  # fmt: skip
     _check_csrf(request, csrf_token)
-    if not user.can_write:
-        raise Forbidden("your role cannot import records")
+    require(user, "import", "your role cannot import records")
     scope = user.centre_code or (centre.strip() if centre and centre.strip() else None)
     if scope is None:  # an administrator imports for one centre at a time, named explicitly
         return html(request, "import.html", status=422, user=user, report=None, token=None,
                     problems=["choose the centre the imported records belong to"])  # fmt: skip
-    token = secrets.token_urlsafe(16)
-    folder = request.app.state.uploads / token
-    folder.mkdir()
+    from starlette.concurrency import run_in_threadpool
+
+    from allotrack.web.import_jobs import start_check
+    from allotrack.web.jobs import Busy, job_runner
+
+    runner = job_runner(request.app.state)  # the check runs in the background: allotrack.web.import_jobs
     try:
-        paths = _save_uploads(request, folder, files)
+        runner.reserve(user.user_id)
+    except Busy as err:
+        return html(request, "import.html", status=429, user=user, report=None, token=None, problems=[str(err)])
+    token = runner.new_token()
+    folder = request.app.state.uploads / token
+    (folder / "files").mkdir(parents=True)
+    try:
+        paths = await run_in_threadpool(_save_uploads, request, folder / "files", files)
     except AllotrackError as err:
         shutil.rmtree(folder, ignore_errors=True)
         return html(request, "import.html", status=422, user=user, report=None, token=None, problems=[str(err)])
-    try:  # the preview shows corrections of stored records (old → new) before anything is written
-        report = request.app.state.store.import_records(read_tables(paths), user=user.username, centre=scope,
-                                                        dry_run=True, update=True)  # fmt: skip
-    except ValidationError as err:
-        shutil.rmtree(folder, ignore_errors=True)
-        return html(request, "import.html", status=422, user=user, report=None, token=None,
-                    problems=[str(p) for p in err.problems])  # fmt: skip
-    except AllotrackError as err:
-        shutil.rmtree(folder, ignore_errors=True)
-        return html(request, "import.html", status=422, user=user, report=None, token=None, problems=[str(err)])
+    start_check(runner, token, request.app.state.store, paths, user.username, user.user_id, scope,
+                request.app.state.limits.max_csv_rows)  # fmt: skip
     request.session["pending_import"] = token
     request.session["pending_import_centre"] = scope
-    return html(request, "import.html", user=user, report=report, token=token, problems=None, centre=scope,
-                locked=_locked(request))  # fmt: skip
+    return RedirectResponse(f"/import/jobs/{token}", status_code=303)
+
+
+@router.get("/import/jobs/{token}")
+async def import_job(request: Request, token: str, user: UserDep) -> Response:
+    """The check of an upload: its progress while it runs (polled by htmx; a settled check makes the page reload),
+    then the problems found or the report with the commit and discard buttons. Another user's check, or another
+    centre's, is answered as an unknown one."""
+    require(user, "import", "your role cannot import records")
+    from allotrack.web.import_jobs import progress_view, report_of, settled_status
+    from allotrack.web.jobs import job_runner
+
+    polled = request.headers.get("HX-Request") == "true"
+    status = await settled_status(job_runner(request.app.state), token, user.user_id, user.centre_code, polled)
+    if status is None:
+        raise NotFound("no such import check: upload the files again")
+    state = status["state"]
+    if polled:
+        if state in ("done", "failed"):
+            return Response(status_code=200, headers={"HX-Refresh": "true"})
+        return html(request, "import_progress.html", token=token, job=progress_view(status))
+    if state == "failed":
+        return html(request, "import.html", status=422, user=user, report=None, token=None,
+                    problems=status.get("problems") or ["the check failed"])  # fmt: skip
+    if state != "done":
+        return html(request, "import.html", status=202, user=user, report=None, token=token, problems=None,
+                    job=progress_view(status))  # fmt: skip
+    if request.session.get("pending_import") != token:  # no commit button that would be refused
+        return html(request, "import.html", status=409, user=user, report=None, token=None,
+                    problems=["these files passed the check, but only the latest upload of the browser session that "
+                              "uploaded them can be committed: upload them again to import them"])  # fmt: skip
+    from starlette.concurrency import run_in_threadpool
+
+    return html(request, "import.html", user=user, report=report_of(status["result"]), token=token, problems=None,
+                centre=status.get("centre"), locked=await run_in_threadpool(_locked, request))  # fmt: skip
 
 
 def _locked(request: Request) -> bool:
@@ -315,7 +352,8 @@ def import_decide(request: Request, token: str, decision: str, user: UserDep, cs
     """Commit (or discard) a checked import. Corrections of stored records and imports into a locked study need a
     reason; the import writes its own audit rows (per patient, and per corrected field) in its transaction."""
     _check_csrf(request, csrf_token)
-    if not user.can_write or request.session.get("pending_import") != token or decision not in ("commit", "discard"):
+    require(user, "import", "your role cannot import records")
+    if request.session.get("pending_import") != token or decision not in ("commit", "discard"):
         raise Forbidden("no such pending import for you")
     folder = request.app.state.uploads / token
     scope = user.centre_code or request.session.get("pending_import_centre")  # the centre chosen at the check
@@ -324,7 +362,16 @@ def import_decide(request: Request, token: str, decision: str, user: UserDep, cs
             if not folder.is_dir():
                 raise InputError("this checked import has expired (uploads are kept for an hour): upload the files "
                                  "again")  # fmt: skip
-            paths = sorted(folder.iterdir())
+            from allotrack.web.jobs import job_runner
+
+            job = job_runner(request.app.state).status(token, user.user_id, user.centre_code)
+            if job is None or job.get("state") == "failed":
+                raise InputError("these files did not pass the check: correct them and upload them again")
+            if job.get("state") != "done":
+                return html(request, "import.html", status=409, user=user, report=None, token=None,
+                            problems=["the check of these files has not finished: commit once its result is "
+                                      "shown"])  # fmt: skip
+            paths = sorted((folder / "files").iterdir())
             try:
                 request.app.state.store.import_records(read_tables(paths), user=user.username, centre=scope,
                                                        update=True, reason=reason)  # fmt: skip
@@ -347,8 +394,7 @@ def import_decide(request: Request, token: str, decision: str, user: UserDep, cs
 
 @router.get("/studies")
 def studies_page(request: Request, user: UserDep) -> Response:
-    if not user.can_analyse:
-        raise Forbidden("your role cannot run analyses")
+    require(user, "report", "your role cannot run analyses")
     return html(request, "studies.html", user=user, plans=list_plans(request.app.state.store.engine), problems=None)
 
 
@@ -370,8 +416,7 @@ async def studies_upload(request: Request, user: UserDep, name: Annotated[str, F
 def study_run(request: Request, plan_id: Annotated[int, Path(ge=-(2**31), le=2**31 - 1)], user: UserDep,
               csrf_token: Csrf = None) -> Response:  # fmt: skip
     _check_csrf(request, csrf_token)
-    if not user.can_analyse:
-        raise Forbidden("your role cannot run analyses")
+    require(user, "report", "your role cannot run analyses")
     from allotrack.study.run import run_study, write_report
 
     engine = request.app.state.store.engine
@@ -379,14 +424,19 @@ def study_run(request: Request, plan_id: Annotated[int, Path(ge=-(2**31), le=2**
     result = run_study(plan, records=scoped_records(engine, user), validated=True)
     token = secrets.token_urlsafe(16)
     write_report(result, request.app.state.uploads / f"report-{token}")
+    replace_dataset(user, result.dataset, request.app.state.uploads / f"report-{token}" / "dataset.csv")
     request.session["report"] = token
-    return html(request, "report.html", user=user, token=token, title=plan.study.title)
+    return html(request, "report.html", user=user, token=token, title=plan.study.title,
+                dataset=may_export(user))  # fmt: skip
 
 
 @router.get("/report/{token}/{name}")
 def report_download(request: Request, token: str, name: str, user: UserDep) -> Response:
     if request.session.get("report") != token or name not in ("report.html", "report.docx", "dataset.csv"):
         raise Forbidden("no such report for you")
+    require(user, "report", "your role cannot run analyses")
+    if name == "dataset.csv" and not may_export(user):
+        require(user, "export_deidentified", "downloading the analysis dataset is an export")
     path = request.app.state.uploads / f"report-{token}" / name
     if not path.is_file():  # removed with the stale uploads after an hour
         raise NotFound("this report has expired: run the study again")
@@ -400,11 +450,11 @@ def randomise_page(request: Request, user: UserDep) -> Response:
 
 def _randomise_page(request: Request, user: User, status: int = 200, result: Allocation | None = None,
                     error: str | None = None) -> Response:  # fmt: skip
-    if user.role not in CAN_RANDOMISE:
-        raise Forbidden("your role cannot randomise patients")
+    require(user, "randomise", "your role cannot randomise patients")
     engine = request.app.state.store.engine
     studies = list_randomisations(engine)
-    balance = {s["study"]: allocation_balance(engine, user, s["study"]) for s in studies} if user.is_admin else {}
+    shown = "design" in user.rights and not user.blinded
+    balance = {s["study"]: allocation_balance(engine, user, s["study"]) for s in studies} if shown else {}
     return html(request, "randomise.html", status=status, user=user, studies=studies, result=result, error=error,
                 balance=balance)  # fmt: skip
 
@@ -427,8 +477,7 @@ def randomise_patient(request: Request, user: UserDep, study: Annotated[str, For
 def lock(request: Request, user: UserDep, locked: Annotated[str, Form()], reason: Annotated[str, Form()],
          csrf_token: Csrf = None) -> Response:  # fmt: skip
     _check_csrf(request, csrf_token)
-    if not user.is_admin:
-        raise Forbidden("only administrators lock study data")
+    require(user, "lock_study", "only administrators lock study data")
     why = given_reason(reason)
     if why is None:
         raise InputError("locking or unlocking the study data needs a reason")
