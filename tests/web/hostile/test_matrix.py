@@ -127,6 +127,7 @@ class Route:
     anonymous: frozenset[int] | None = None  # a public route's answer to an anonymous caller (default: ok)
     looks_up: bool = True  # False: the path's id is not looked up (answers alike for any id, and must)
     skip: str | None = None
+    live_counts: bool = False  # the page shows counts other calls of the matrix change meanwhile: compare its message
 
 
 def _gvhd_form(case: Case) -> dict[str, Any]:
@@ -193,7 +194,7 @@ ROUTES: dict[tuple[str, str], Route | list[Route]] = {
     ("POST", "/studies/{plan_id}/run"): Route("report"),
     ("GET", "/report/{token}/{name}"): Route("report", fixed={"name": "report.html"}),
     ("GET", "/randomise"): Route("randomise"),
-    ("POST", "/randomise"): Route("randomise", ok=frozenset({200, 422}), centred=True,
+    ("POST", "/randomise"): Route("randomise", ok=frozenset({200, 422}), centred=True, live_counts=True,
                                   body=lambda c: {"data": {"study": STUDY, "patient_id": c.patient}}),
     ("POST", "/admin/lock"): Route("lock_study", ok=frozenset({303}),
                                    body=lambda c: {"data": {"locked": "no", "reason": "matrix: still unlocked"}}),
@@ -599,6 +600,12 @@ def test_role_route_centre_matrix(live: Live) -> None:
     assert all(o.status < 500 for o in calls)
 
 
+def _message(page: str) -> str:
+    """A page's status or error paragraph (what a refusal says), without the rest of the page."""
+    found = re.search(r'<p class="(?:error|ok)" role="(?:alert|status)">.*?</p>', page, re.S)
+    return found.group(0) if found else page
+
+
 def _judge(spec: Route, username: str | None, outcomes: dict[str, Outcome]) -> list[str]:
     problems = []
     api = next(iter(outcomes.values())).path.startswith("/api/")
@@ -636,7 +643,11 @@ def _judge(spec: Route, username: str | None, outcomes: dict[str, Outcome]) -> l
     if "foreign" in outcomes:
         f, u = outcomes["foreign"], outcomes["unknown"]
         if f.status != u.status or _without_ids(f.text, f.ids) != _without_ids(u.text, u.ids):
+            ft, ut = _without_ids(f.text, f.ids), _without_ids(u.text, u.ids)
+            if spec.live_counts:  # the allocation counts move with the other threads' randomisations
+                ft, ut = _message(ft), _message(ut)
+            at = next((i for i, (a, b) in enumerate(zip(ft, ut, strict=False)) if a != b), min(len(ft), len(ut)))
             problems.append(f"{f.method} {f.path} as {username}: another centre's object answers {f.status} "
-                            f"{_without_ids(f.text, f.ids)[:300]!r}, an unknown one {u.status} "
-                            f"{_without_ids(u.text, u.ids)[:300]!r}")  # fmt: skip
+                            f"{ft[max(0, at - 150):at + 150]!r}, an unknown one {u.status} "
+                            f"{ut[max(0, at - 150):at + 150]!r} (first difference at character {at})")  # fmt: skip
     return problems
