@@ -5,21 +5,17 @@ and a patient page draw their figures, an htmx swap of the dashboard's figures d
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
-from test_web_browser import PASSWORD, _chromium
+from browserfixtures import chromium, served
+from test_web_browser import PASSWORD
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "charts"
 
 
 @pytest.fixture(scope="module")
 def demo_server(tmp_path_factory):
-    import uvicorn
-
     from allotrack.study.demo import demo_records
     from allotrack.web.app import create_app
     from allotrack.web.auth import add_user
@@ -28,19 +24,8 @@ def demo_server(tmp_path_factory):
     app = create_app(f"sqlite:///{folder / 'web.db'}", secret_key="charts-test")
     app.state.store.import_records(demo_records(), user="setup", centre="C1")
     add_user(app.state.store.engine, "coordinator", PASSWORD, "data_manager", "C1")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with served(app) as base:
+        yield base
 
 
 def test_charts_draw_under_the_policy_and_redraw_after_an_htmx_swap(demo_server):
@@ -50,7 +35,7 @@ def test_charts_draw_under_the_policy_and_redraw_after_an_htmx_swap(demo_server)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
         page.add_init_script("document.addEventListener('securitypolicyviolation', function (e) {"
                              " console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI); });")

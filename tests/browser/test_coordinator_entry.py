@@ -7,52 +7,27 @@ sets ALLOTRACK_REQUIRE_CHROMIUM=1, so there the test fails instead of skipping."
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import threading
 import time
 from pathlib import Path
 
 import pytest
+from browserfixtures import chromium, served
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "coordinator"
 PASSWORD = "correct horse battery"
 PID = "NEW01"
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        if os.environ.get("ALLOTRACK_REQUIRE_CHROMIUM"):
-            pytest.fail("chromium is required here (ALLOTRACK_REQUIRE_CHROMIUM is set) but not installed")
-        pytest.skip("headless chromium not installed (apt-get install chromium)")
-    return path
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
     from allotrack.web.app import create_app
     from allotrack.web.auth import add_user
 
     folder = tmp_path_factory.mktemp("coordinator")
     app = create_app(f"sqlite:///{folder / 'web.db'}", secret_key="browser-test")
     add_user(app.state.store.engine, "coordinator", PASSWORD, "data_manager", "C1")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", app
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with served(app) as base:
+        yield base, app
 
 
 def test_a_coordinator_enters_a_whole_history_through_the_forms(server):
@@ -62,7 +37,7 @@ def test_a_coordinator_enters_a_whole_history_through_the_forms(server):
     started = time.perf_counter()
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.set_default_timeout(10_000)
 

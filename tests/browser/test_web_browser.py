@@ -5,32 +5,18 @@ CI installs chromium and sets ALLOTRACK_REQUIRE_CHROMIUM=1, so there the test fa
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
+from browserfixtures import chromium, served
 
 ARTIFACTS = Path(__file__).parents[2] / "test-artifacts" / "browser"
 PASSWORD = "correct horse battery"
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium") or "/usr/bin/chromium"
-    if not Path(path).exists():
-        if os.environ.get("ALLOTRACK_REQUIRE_CHROMIUM"):
-            pytest.fail("chromium is required here (ALLOTRACK_REQUIRE_CHROMIUM is set) but not installed")
-        pytest.skip("headless chromium not installed (apt-get install chromium)")
-    return path
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
     from allotrack.web.app import create_app
     from allotrack.web.auth import add_user
     from allotrack.web.jobs import JobRunner, app_key
@@ -41,20 +27,9 @@ def server(tmp_path_factory):
     app.state.checks_may_run = threading.Event()  # the first import's check waits for it: its progress is seen
     app.state.import_jobs = JobRunner(app.state.uploads, app_key(app.state.store.engine.url), settle=0,
                                       step=lambda state, _: state != "queued" or app.state.checks_may_run.wait(60))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", folder, app
-    app.state.checks_may_run.set()
-    srv.should_exit = True
-    thread.join(timeout=10)
+    with served(app) as base:
+        yield base, folder, app
+        app.state.checks_may_run.set()
 
 
 def test_coordinator_workflow_in_chromium(server):
@@ -69,7 +44,7 @@ def test_coordinator_workflow_in_chromium(server):
         frame.to_csv(csv_dir / f"{name}.csv", index=False)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900}, accept_downloads=True)
         page.goto(f"{base}/login")
         page.fill("input[name=username]", "coordinator")
